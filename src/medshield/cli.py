@@ -1,0 +1,168 @@
+"""``medshield <verb>``: a thin command line over :mod:`medshield.pipeline`.
+
+Exit codes: 0 success, 2 bad input or arguments (one line on stderr), 1 unexpected failure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import InputError
+from .models import list_models
+from .presets import PRESETS
+from .protect import list_protections
+from .protect._augment import TRANSFORMS
+from .protect.salm import MASKS, SCOPES
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit 2, as for every other bad input
+        raise InputError(f"{self.prog}: {message} (see --help)")
+
+
+def _pixels(text: str) -> float:
+    """Radii and step sizes on the command line are in pixel values of 0..255."""
+    return float(text) / 255.0
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    return tuple(float(part) for part in text.split(","))
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="named settings (default: paper)")
+    p.add_argument("--root", help="folder holding MedMNIST .npz files (default: $MEDSHIELD_DATA_ROOT or ~/.medmnist)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
+
+
+# protect options that map one-to-one onto method parameters: (flag, parameter, argparse kwargs)
+PROTECT_OPTIONS = [
+    ("--steps", "steps", {"type": int, "help": "source-model steps M (paper preset: 5000)"}),
+    ("--k", "k", {"type": float, "help": "fraction of pixel positions perturbed per image (0.10)"}),
+    ("--eps", "eps", {"type": _pixels, "help": "L-inf radius in pixel values (8 = 8/255)"}),
+    ("--step-size", "step_size", {"type": _pixels, "help": "PGD step in pixel values (1.6)"}),
+    ("--pgd-steps", "pgd_steps", {"type": int, "help": "PGD steps per source step (10)"}),
+    ("--no-random-start", "random_start", {"action": "store_const", "const": False}),
+    ("--batch-size", "batch_size", {"type": int, "help": "source minibatch (128)"}),
+    ("--arch", "arch", {"choices": list_models(), "help": "source model (resnet18)"}),
+    ("--width", "width", {"type": int, "help": "source model base width (64)"}),
+    ("--lr", "lr", {"type": float, "help": "source SGD learning rate (0.1)"}),
+    ("--momentum", "momentum", {"type": float}),
+    ("--weight-decay", "weight_decay", {"type": float}),
+    ("--lr-decay", "lr_decay", {"type": float, "help": "learning-rate decay factor (0.1)"}),
+    ("--lr-milestones", "lr_milestones", {"type": _fractions, "help": "decay points as fractions of M (0.4,0.8)"}),
+    ("--transform", "transform", {"choices": list(TRANSFORMS), "help": "transformation distribution T (flip-crop)"}),
+    ("--samples", "samples", {"type": int, "help": "J, sampled transformations per gradient (1)"}),
+    ("--no-final-pass", "final_pass", {"action": "store_const", "const": False}),
+    ("--mask", "mask", {"choices": MASKS, "help": "SALM mask life cycle (see docs)"}),
+    ("--mask-scope", "mask_scope", {"choices": SCOPES, "help": "rank positions per image or per batch"}),
+    ("--mask-refresh", "mask_refresh", {"type": int, "help": "source steps before a fixed mask is recomputed"}),
+]
+
+VICTIM_OPTIONS = [
+    ("--arch", "arch", {"choices": list_models(), "help": "victim architecture (resnet18)"}),
+    ("--width", "width", {"type": int, "help": "victim base width (64)"}),
+    ("--epochs", "epochs", {"type": int}),
+    ("--iterations", "iterations", {"type": int, "help": "paper preset: 20000"}),
+    ("--batch-size", "batch_size", {"type": int}),
+    ("--optimizer", "optimizer", {"choices": ["sgd", "adam"]}),
+    ("--lr", "lr", {"type": float}),
+    ("--weight-decay", "weight_decay", {"type": float}),
+    ("--schedule", "schedule", {"choices": ["multistep", "cosine", "constant"]}),
+    ("--no-augment", "augment", {"action": "store_const", "const": False, "help": "no flip + crop"}),
+]
+
+
+def _add(p, options):
+    for flag, dest, kwargs in options:
+        p.add_argument(flag, dest=dest, default=None, **kwargs)
+
+
+def _given(args, options) -> dict:
+    return {dest: getattr(args, dest) for _, dest, _ in options if getattr(args, dest) is not None}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="medshield", description="Protect medical image datasets from unauthorized training, and prove it.")
+    parser.add_argument("--version", action="version", version=f"medshield {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+
+    p = verbs.add_parser("protect", help="write a protected copy of a dataset", description="Protect a dataset's train split.")
+    p.add_argument("dataset", help="MedMNIST flag (bloodmnist, bloodmnist_64, ...) or path to a MedMNIST-layout .npz")
+    p.add_argument("--out", required=True, help="new folder for the release")
+    p.add_argument("--method", default="salm", choices=list_protections())
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    _common(p)
+    _add(p, PROTECT_OPTIONS)
+
+    p = verbs.add_parser("evaluate", help="train a victim and report test accuracy", description="Train a victim on a dataset's train split; score on its test split.")
+    p.add_argument("dataset", help="release folder, MedMNIST flag or .npz")
+    p.add_argument("--compare", action="store_true", help="for a release: also train on the original, same recipe and seed")
+    p.add_argument("--json", help="write the results as JSON to this file")
+    _common(p)
+    _add(p, VICTIM_OPTIONS)
+
+    verbs.add_parser("methods", help="list protection methods and their defaults")
+    return parser
+
+
+def _run(args) -> int:
+    from . import pipeline
+    from .report import evaluation_table
+
+    if args.verb == "methods":
+        for name in list_protections():
+            print(name)
+            for key, value in pipeline.method_parameters(name).items():
+                print(f"  {key} = {value!r}")
+        return 0
+    if args.verb == "protect":
+        release = pipeline.protect(
+            args.dataset, args.out, method=args.method, preset_name=args.preset, params=_given(args, PROTECT_OPTIONS),
+            root=args.root, seed=args.seed, overwrite=args.overwrite, device=args.device, progress=not args.quiet,
+        )
+        m = release.manifest
+        if not args.quiet:
+            measured = m["measured"]
+            print(
+                f"wrote {release.path}: {m['method']} on {m['train_images']} images in {m['generation_seconds']:.0f} s; "
+                f"L-inf {measured['linf']}/255, at most {100 * measured['l0_max']:.1f} % of positions changed "
+                f"(mean {100 * measured['l0_mean']:.1f} %)"
+            )
+        return 0
+    if args.verb == "evaluate":
+        if args.json:
+            Path(args.json).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        report = pipeline.evaluate(
+            args.dataset, preset_name=args.preset, recipe=_given(args, VICTIM_OPTIONS), root=args.root,
+            seed=args.seed, compare=args.compare, device=args.device, progress=not args.quiet,
+        )
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        if not args.quiet:
+            print(f"{report['dataset']} (preset {report['preset']}, victim {report['recipe']['arch']}, seed {report['seed']})")
+            print(evaluation_table(report))
+        return 0
+    raise AssertionError(args.verb)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        return _run(build_parser().parse_args(argv))
+    except InputError as exc:
+        print(f"medshield: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("medshield: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

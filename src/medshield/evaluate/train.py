@@ -1,0 +1,153 @@
+"""Train a victim the way an unauthorized user would, and score it on real test data."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .._runtime import pick_device, seed_everything
+from ..data.medmnist import MedMNISTData
+from ..data.tensors import to_float, to_tensor
+from ..errors import InputError
+from ..models import MODELS, create_model
+from ..protect._augment import flip_crop
+from .metrics import classification_metrics
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("multistep", "cosine", "constant")
+
+
+@dataclass
+class Recipe:
+    """How the victim is trained. Defaults: the SALM paper's (Appendix B.2).
+
+    ``iterations`` (the paper's 20,000) wins over ``epochs`` when both are set.
+    """
+
+    arch: str = "resnet18"
+    width: int = 64
+    epochs: int | None = None
+    iterations: int | None = 20_000
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "multistep"
+    lr_decay: float = 0.1
+    lr_milestones: tuple[float, ...] = (0.5, 0.75)
+    augment: bool = True
+
+    def __post_init__(self):
+        if self.arch not in MODELS:
+            raise InputError(f"unknown victim architecture {self.arch!r}; available: {', '.join(MODELS.names())}")
+        if self.optimizer not in OPTIMIZERS:
+            raise InputError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise InputError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.epochs is None and self.iterations is None:
+            raise InputError("set epochs or iterations for the victim")
+        for name in ("epochs", "iterations", "batch_size", "width"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InputError(f"{name} must be at least 1, got {value}")
+        self.lr_milestones = tuple(self.lr_milestones)
+
+    def total_iterations(self, n_train: int) -> int:
+        if self.iterations is not None:
+            return self.iterations
+        return self.epochs * math.ceil(n_train / self.batch_size)
+
+
+def _predict(model, x_uint8: torch.Tensor, device, batch_size: int = 512) -> np.ndarray:
+    model.eval()
+    outputs = []
+    with torch.no_grad():
+        for chunk in x_uint8.split(batch_size):
+            outputs.append(F.softmax(model(to_float(chunk).to(device)), dim=1).cpu())
+    return torch.cat(outputs).numpy()
+
+
+def train_victim(
+    train: MedMNISTData,
+    test: MedMNISTData,
+    recipe: Recipe,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict:
+    """Train ``recipe`` on ``train``'s train split, score on ``test``'s test split.
+
+    Returns the final metrics, the peak test accuracy over epochs (early stopping is a defense
+    an adversary can use) and a per-epoch history of train loss/accuracy and test accuracy.
+    """
+    generator = seed_everything(seed)
+    dev = pick_device(device)
+    x = to_tensor(train.images("train"))
+    y = torch.from_numpy(train.labels("train"))
+    x_test = to_tensor(test.images("test"))
+    y_test = test.labels("test")
+    fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format  # faster CPU convolutions
+    model = create_model(recipe.arch, num_classes=train.num_classes, in_channels=x.shape[1], width=recipe.width)
+    model = model.to(dev, memory_format=fmt)
+    if recipe.optimizer == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    total = recipe.total_iterations(len(x))
+    if recipe.schedule == "multistep":
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, [int(m * total) for m in recipe.lr_milestones], gamma=recipe.lr_decay
+        )
+    elif recipe.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+    start = time.perf_counter()
+    history = []
+    iteration, epoch = 0, 0
+    bar = tqdm(total=total, desc=f"victim {recipe.arch}", disable=not progress, leave=False)
+    while iteration < total:
+        model.train()
+        seen = correct = loss_sum = 0
+        for index in torch.randperm(len(x), generator=generator).split(recipe.batch_size):
+            if iteration >= total:
+                break
+            xb, yb = to_float(x[index]).to(dev), y[index].to(dev)
+            if recipe.augment:
+                xb = flip_crop(xb, generator)
+            logits = model(xb.contiguous(memory_format=fmt))
+            loss = F.cross_entropy(logits, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            iteration += 1
+            seen += len(yb)
+            correct += (logits.argmax(1) == yb).sum().item()
+            loss_sum += loss.item() * len(yb)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        epoch += 1
+        test_acc = float((_predict(model, x_test, dev).argmax(1) == y_test).mean())
+        history.append(
+            {"epoch": epoch, "iteration": iteration, "train_loss": loss_sum / seen, "train_accuracy": correct / seen, "test_accuracy": test_acc}
+        )
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", test=f"{test_acc:.3f}")
+    bar.close()
+    metrics = classification_metrics(y_test, _predict(model, x_test, dev))
+    return {
+        **metrics,
+        "peak_test_accuracy": max(h["test_accuracy"] for h in history),
+        "train_seconds": time.perf_counter() - start,
+        "recipe": asdict(recipe),
+        "seed": seed,
+        "history": history,
+    }

@@ -1,0 +1,23 @@
+"""Source and victim networks, built by name."""
+from __future__ import annotations
+
+from torch import nn
+
+from .._registry import Registry
+from . import resnet
+
+MODELS: Registry = Registry("architecture")
+MODELS.register("resnet18")(resnet.resnet18)
+MODELS.register("resnet50")(resnet.resnet50)
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    return MODELS.names(pattern)
+
+
+def create_model(name: str, *, num_classes: int, in_channels: int, width: int = 64) -> nn.Module:
+    """Build an architecture for ``in_channels`` x H x W inputs and ``num_classes`` outputs."""
+    return MODELS.get(name)(num_classes=num_classes, in_channels=in_channels, width=width)
+
+
+__all__ = ["MODELS", "create_model", "list_models"]

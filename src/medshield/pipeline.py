@@ -1,0 +1,142 @@
+"""The two jobs a data owner runs, as library functions (the CLI is a thin layer over these)."""
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+
+from . import __version__
+from ._runtime import machine, now_iso, package_versions, sha256_file
+from .data.medmnist import MedMNISTData, load
+from .data.release import PERTURBATION, Release, check_output_dir, is_release, read_release, write_release
+from .errors import InputError
+from .evaluate.train import Recipe, train_victim
+from .presets import preset
+from .protect import PROTECTIONS, create_protection
+
+
+def method_parameters(method: str) -> dict:
+    """Every parameter of a method with its default (walking the class hierarchy)."""
+    params = {}
+    for cls in reversed(PROTECTIONS.get(method).__mro__):
+        if "__init__" in vars(cls):
+            for name, p in inspect.signature(cls.__init__).parameters.items():
+                if p.kind is p.KEYWORD_ONLY:
+                    params[name] = p.default
+    return params
+
+
+def protect(
+    dataset: str,
+    out: str | Path,
+    *,
+    method: str = "salm",
+    preset_name: str = "paper",
+    params: dict | None = None,
+    root: str | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    device: str = "auto",
+    progress: bool = True,
+) -> Release:
+    """Protect ``dataset``'s train split and write a release folder to ``out``."""
+    accepted = method_parameters(method)
+    settings = {k: v for k, v in preset(preset_name, "protect").items() if k in accepted}
+    for name, value in (params or {}).items():
+        if name not in accepted:
+            raise InputError(f"method {method!r} has no parameter {name!r}; it takes: {', '.join(accepted)}")
+        settings[name] = value
+    protection = create_protection(method, **settings)
+    data = load(dataset, root)
+    check_output_dir(out, [data.path], overwrite)  # fail before hours of work, not after
+    result = protection.protect(data, seed=seed, device=device, progress=progress)
+    manifest = {
+        "medshield": __version__,
+        "created": now_iso(),
+        "command": sys.argv,
+        "method": method,
+        "preset": preset_name,
+        "seed": seed,
+        "params": result.params,
+        "input": {"dataset": dataset, "path": str(data.path.resolve()), "sha256": sha256_file(data.path)},
+        "dataset_name": data.name,
+        "dataset_file": f"{data.name}.npz",
+        "perturbation_file": PERTURBATION,
+        "num_classes": data.num_classes,
+        "train_images": int(len(result.images)),
+        "generation_seconds": round(result.seconds, 2),
+        "source_log": result.log,
+        "versions": package_versions(),
+        "machine": machine(),
+    }
+    return write_release(
+        out, data, result.images, manifest, max_linf=result.max_linf, max_l0=result.max_l0, overwrite=overwrite
+    )
+
+
+def open_dataset(spec: str, root: str | None = None) -> tuple[MedMNISTData, Release | None]:
+    """A release folder or a clean dataset (flag or .npz)."""
+    if Path(spec).is_dir():
+        if not is_release(spec):
+            raise InputError(f"{spec} is a folder without manifest.json; give a medshield release folder, a .npz or a MedMNIST flag")
+        release = read_release(spec)
+        return release.data, release
+    return load(spec, root), None
+
+
+def original_of(release: Release) -> MedMNISTData:
+    """The clean dataset a release was made from, checked against the recorded sha256."""
+    source = release.manifest["input"]
+    path = Path(source["path"])
+    if not path.is_file() or sha256_file(path) != source["sha256"]:
+        raise InputError(
+            f"the original of {release.path} ({path}) is missing or changed; evaluate the clean dataset separately"
+        )
+    return load(str(path))
+
+
+def evaluate(
+    spec: str,
+    *,
+    preset_name: str = "paper",
+    recipe: dict | None = None,
+    root: str | None = None,
+    seed: int = 0,
+    compare: bool = False,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict:
+    """Train a victim on a dataset's train split and score it on the test split.
+
+    With ``compare`` and a release, also trains the same recipe and seed on the original data.
+    """
+    settings = {**preset(preset_name, "victim"), **(recipe or {})}
+    if settings.get("epochs") is not None and "iterations" not in (recipe or {}):
+        settings["iterations"] = None
+    victim = Recipe(**settings)
+    data, release = open_dataset(spec, root)
+    if compare and release is None:
+        raise InputError("--compare needs a release folder written by 'medshield protect'")
+    runs = {("protected" if release else "clean"): data}
+    if compare:
+        runs["clean"] = original_of(release)
+    results = {}
+    for label, train_data in runs.items():
+        result = train_victim(train_data, data, victim, seed=seed, device=device, progress=progress)
+        results[label] = {"training_data": label, **result}
+    main = results["protected" if release else "clean"]
+    report = {
+        "dataset": data.name,
+        "source": str(spec),
+        "preset": preset_name,
+        "created": now_iso(),
+        "versions": package_versions(),
+        "machine": machine(),
+        **main,
+    }
+    if release is not None:
+        report["release_manifest"] = {k: release.manifest[k] for k in ("method", "preset", "seed", "params", "measured")}
+    if compare:
+        report["clean"] = results["clean"]
+        report["accuracy_drop"] = results["clean"]["test_accuracy"] - main["test_accuracy"]
+    return report

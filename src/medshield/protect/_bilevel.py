@@ -1,0 +1,143 @@
+"""The bi-level error-minimizing loop shared by SALM and EM (REM-style iterative framework).
+
+For M source steps: sample a minibatch, run PGD on its persistent per-sample noise to *minimize*
+the source model's loss (averaged over J sampled transformations), then train the source model
+one SGD step on the transformed, perturbed batch. A final pass updates every sample's noise with
+the final model, so samples never drawn also get noise. Subclasses decide where the noise may
+go through two hooks: ``_update_mask`` (which positions a PGD step may change) and
+``_constrain`` (what the noise must satisfy after each step).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..errors import InputError
+from ..models import MODELS, create_model
+from ._augment import TRANSFORMS
+from ._ops import project_linf
+from .base import Protection, check_range
+
+
+class ErrorMinimizingLoop(Protection):
+    """Sample-wise error-minimizing noise from a source model trained alongside it."""
+
+    def __init__(
+        self,
+        *,
+        eps: float = 8 / 255,
+        step_size: float = 1.6 / 255,
+        pgd_steps: int = 10,
+        random_start: bool = True,
+        steps: int = 5000,
+        batch_size: int = 128,
+        arch: str = "resnet18",
+        width: int = 64,
+        lr: float = 0.1,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        lr_decay: float = 0.1,
+        lr_milestones: tuple[float, ...] = (0.4, 0.8),
+        transform: str = "flip-crop",
+        samples: int = 1,
+        final_pass: bool = True,
+    ):
+        super().__init__(eps=eps)
+        name = self.name
+        check_range(name, "step_size", step_size, 1e-6, eps, " (a fraction of the range: 1.6/255)")
+        check_range(name, "pgd_steps", pgd_steps, 1, 10_000)
+        check_range(name, "steps", steps, 0, 10_000_000)
+        check_range(name, "batch_size", batch_size, 1, 100_000)
+        check_range(name, "width", width, 1, 4096)
+        check_range(name, "lr", lr, 0.0, 10.0)
+        check_range(name, "samples", samples, 1, 1000)
+        if transform not in TRANSFORMS:
+            raise InputError(f"{name}: transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
+        if arch not in MODELS:
+            raise InputError(f"{name}: unknown source architecture {arch!r}; available: {', '.join(MODELS.names())}")
+        if any(not 0 < m < 1 for m in lr_milestones):
+            raise InputError(f"{name}: lr_milestones are fractions of the source steps in (0, 1), got {lr_milestones}")
+        self.step_size = step_size
+        self.pgd_steps = pgd_steps
+        self.random_start = random_start
+        self.steps = steps
+        self.batch_size = batch_size
+        self.arch = arch
+        self.width = width
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.lr_decay = lr_decay
+        self.lr_milestones = tuple(lr_milestones)
+        self.transform = transform
+        self.samples = samples
+        self.final_pass = final_pass
+
+    # Hooks for methods that restrict where the noise goes (SALM's mask).
+    def _start(self, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        return delta
+
+    def _update_mask(self, grad, delta, index, step: int, pgd_step: int):
+        return None
+
+    def _constrain(self, delta: torch.Tensor, index) -> torch.Tensor:
+        return delta
+
+    def _perturb(self, x, y, *, num_classes, generator, progress):
+        device = x.device
+        channels_last = device.type == "cpu"  # measurably faster convolutions on CPU
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        x = x.contiguous(memory_format=fmt)
+        if self.random_start:
+            delta = (torch.rand(x.shape, generator=generator) * 2 - 1).to(device) * self.eps
+        else:
+            delta = torch.zeros_like(x)
+        delta = self._start(x, project_linf(delta, x, self.eps)).contiguous(memory_format=fmt)
+        model = create_model(self.arch, num_classes=num_classes, in_channels=x.shape[1], width=self.width)
+        model = model.to(device, memory_format=fmt)
+        optimizer = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        milestones = [int(m * self.steps) for m in self.lr_milestones]
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=self.lr_decay)
+        transform = TRANSFORMS[self.transform]
+
+        def pgd(index, step):
+            xb, yb = x[index], y[index]
+            d = delta[index]
+            model.eval()
+            for pgd_step in range(self.pgd_steps):
+                d.requires_grad_(True)
+                grad = torch.zeros_like(d)
+                for _ in range(self.samples):
+                    loss = F.cross_entropy(model(transform(xb + d, generator)), yb)
+                    grad += torch.autograd.grad(loss, d)[0]
+                d = d.detach()
+                mask = self._update_mask(grad, d, index, step, pgd_step)
+                direction = grad.sign() if mask is None else grad.sign() * mask
+                d = self._constrain(project_linf(d - self.step_size * direction, xb, self.eps), index)
+            delta[index] = d
+
+        n = len(x)
+        order = torch.empty(0, dtype=torch.long)
+        bar = tqdm(range(self.steps), desc=f"{self.name} source steps", disable=not progress, leave=False)
+        for step in bar:
+            if len(order) < self.batch_size:
+                order = torch.cat([order, torch.randperm(n, generator=generator)])
+            index, order = order[: self.batch_size].to(device), order[self.batch_size :]
+            pgd(index, step)
+            model.train()
+            logits = model(transform(x[index] + delta[index], generator))
+            loss = F.cross_entropy(logits, y[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            acc = (logits.argmax(1) == y[index]).float().mean().item()
+            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.3f}")
+            if step % 50 == 0 or step == self.steps - 1:
+                self._log.append({"step": step, "loss": round(loss.item(), 4), "acc": round(acc, 4)})
+        if self.final_pass:
+            chunks = torch.arange(n, device=device).split(self.batch_size)
+            for index in tqdm(chunks, desc=f"{self.name} final pass", disable=not progress, leave=False):
+                pgd(index, self.steps)
+        return delta.contiguous()

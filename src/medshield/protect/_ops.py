@@ -1,0 +1,63 @@
+"""The tensor operations every perturbation method shares: projections, masks, quantization.
+
+Tensors are (N, C, H, W) floats in [0, 1]; ``eps`` is a fraction of the full range (8/255).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def project_linf(delta: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Clip ``delta`` to [-eps, eps] and so that ``x + delta`` stays inside [0, 1]."""
+    delta = delta.clamp(-eps, eps)
+    return (x + delta).clamp(0.0, 1.0) - x
+
+
+def positions_to_keep(k: float, height: int, width: int) -> int:
+    """Number of pixel positions a K-fraction allows per image (rounded down: 'at most K %')."""
+    return max(1, math.floor(k * height * width + 1e-9))
+
+
+def position_scores(t: torch.Tensor) -> torch.Tensor:
+    """Importance of each pixel position: |t| summed over channels, shape (N, H, W)."""
+    return t.abs().sum(dim=1)
+
+
+def topk_mask(scores: torch.Tensor, k: float, scope: str = "image") -> torch.Tensor:
+    """Boolean mask (N, 1, H, W) selecting the top-``k`` fraction of positions.
+
+    ``scope="image"`` keeps exactly ``floor(k*H*W)`` positions in every image; ties are broken
+    by ``torch.topk``, so the count is exact even when many scores are equal. ``scope="batch"``
+    ranks all positions of the batch together: the batch total is the same, but one image may
+    receive more positions than another (the per-image L0 bound is then restored at release).
+    """
+    n, height, width = scores.shape
+    per_image = positions_to_keep(k, height, width)
+    if scope == "image":
+        flat = scores.reshape(n, -1)
+        index = flat.topk(per_image, dim=1).indices
+        mask = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, index, True)
+    elif scope == "batch":
+        flat = scores.reshape(-1)
+        index = flat.topk(per_image * n).indices
+        mask = torch.zeros_like(flat, dtype=torch.bool).scatter_(0, index, True)
+    else:
+        raise ValueError(f"mask scope must be 'image' or 'batch', got {scope!r}")
+    return mask.reshape(n, 1, height, width)
+
+
+def project_l0(delta: torch.Tensor, k: float) -> torch.Tensor:
+    """Keep ``delta`` only at each image's top-``k`` positions by |delta| (channels pooled)."""
+    return delta * topk_mask(position_scores(delta), k, "image")
+
+
+def quantize(images: torch.Tensor, delta: torch.Tensor, eps_px: int) -> torch.Tensor:
+    """Released uint8 images: original + delta rounded to whole pixel values, clipped.
+
+    Rounding can only shrink the support (a value rounding to 0 drops out) and clipping to
+    [-eps_px, eps_px] and [0, 255] keeps the L-inf bound exact on the stored bytes.
+    """
+    steps = torch.round(delta * 255.0).clamp(-eps_px, eps_px).to(torch.int16)
+    return (images.to(torch.int16) + steps).clamp(0, 255).to(torch.uint8)

@@ -1,0 +1,108 @@
+"""The interface every protection method implements, and the registry that lists them.
+
+Shaped after torchattacks' ``Attack``: the base class does the shared work (seeding, layout
+conversion, the L0 projection for sparse methods, quantization to uint8) and a method implements
+only ``_perturb``, which returns a float perturbation for (N, C, H, W) images in [0, 1].
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .._registry import Registry
+from .._runtime import pick_device, seed_everything
+from ..data.medmnist import MedMNISTData
+from ..data.tensors import to_float, to_stored, to_tensor
+from ..errors import InputError
+from ._ops import project_l0, quantize
+
+PROTECTIONS: Registry[type["Protection"]] = Registry("method")
+
+
+def register_protection(cls):
+    PROTECTIONS.register(cls.name)(cls)
+    return cls
+
+
+def list_protections(pattern: str = "*") -> list[str]:
+    return PROTECTIONS.names(pattern)
+
+
+def create_protection(name: str, **params) -> "Protection":
+    """Build a method by name; parameters not given keep the published defaults."""
+    return PROTECTIONS.get(name)(**params)
+
+
+@dataclass
+class ProtectionResult:
+    """Protected train images in the stored layout, plus what produced them."""
+
+    images: np.ndarray
+    params: dict
+    seconds: float
+    max_linf: int
+    max_l0: float
+    log: list[dict] = field(default_factory=list)
+
+
+def check_range(owner: str, name: str, value, low, high, hint: str = "") -> None:
+    if not (low <= value <= high):
+        raise InputError(f"{owner}: {name} must be in [{low}, {high}], got {value!r}{hint}")
+
+
+class Protection:
+    """Base class: subclasses set ``name`` and implement ``_perturb``."""
+
+    name = "base"
+    #: fraction of pixel positions a release may change per image (1.0 = no L0 bound)
+    k: float = 1.0
+
+    def __init__(self, *, eps: float = 8 / 255):
+        check_range(self.name, "eps", eps, 1 / 255, 1.0, " (a fraction of the range: 8/255, not 8)")
+        self.eps = eps
+
+    @property
+    def eps_px(self) -> int:
+        return int(round(self.eps * 255))
+
+    def params(self) -> dict:
+        return {key: value for key, value in vars(self).items() if not key.startswith("_")}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+    def protect(
+        self, data: MedMNISTData, *, seed: int = 0, device: str = "auto", progress: bool = True
+    ) -> ProtectionResult:
+        """Perturb the train split of ``data``; returns uint8 images within the bounds."""
+        generator = seed_everything(seed)
+        dev = pick_device(device)
+        stored = data.images("train")
+        images = to_tensor(stored)
+        labels = torch.from_numpy(data.labels("train"))
+        self._log: list[dict] = []
+        start = time.perf_counter()
+        delta = self._perturb(
+            to_float(images).to(dev), labels.to(dev), num_classes=data.num_classes, generator=generator, progress=progress
+        ).detach().cpu()
+        if self.k < 1.0:
+            delta = project_l0(delta, self.k)
+        released = quantize(images, delta, self.eps_px)
+        seconds = time.perf_counter() - start
+        return ProtectionResult(
+            images=to_stored(released, stored),
+            params={"method": self.name, **self.params()},
+            seconds=seconds,
+            max_linf=self.eps_px,
+            max_l0=self.k,
+            log=self._log,
+        )
+
+    def _perturb(
+        self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int, generator: torch.Generator, progress: bool
+    ) -> torch.Tensor:
+        raise NotImplementedError

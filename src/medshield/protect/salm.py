@@ -1,0 +1,93 @@
+"""SALM: Sparsity-Aware Local Masking (Sun et al. 2024, arXiv:2403.10573), Algorithm 1.
+
+Error-minimizing noise whose PGD updates are restricted to the top-K % pixel positions ranked
+by the gradient magnitude (|g| summed over channels), so that at most K % of each image's
+positions differ from the original (Eq. (3)-(6)).
+
+The paper leaves the mask's life cycle open; three variants are offered (``mask=``):
+
+``"fixed"``
+    The mask of an image is chosen from the gradient at the first PGD step of a visit, held for
+    all PGD steps, and recomputed when the image is next drawn at least ``mask_refresh`` source
+    steps later. Noise outside the mask is zeroed, so the L0 bound holds throughout.
+``"step"``
+    Eq. (5) read literally: the mask is recomputed from the gradient at every PGD step and only
+    masked positions are updated; noise elsewhere stays, so the support grows during the search
+    and the release projection has to cut it back.
+``"final"``
+    No mask during the search (plain EM); only the release projection onto the top-K |noise|.
+
+``mask_scope`` ranks per image (exactly K % per image) or per batch (one threshold for the
+batch). Whatever the variant, the released noise is projected onto each image's top-K
+positions by |noise| before quantization, so the L0 bound holds on the bytes written.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..errors import InputError
+from ._bilevel import ErrorMinimizingLoop
+from ._ops import project_l0, topk_mask
+from .base import check_range, register_protection
+
+MASKS = ("fixed", "step", "final")
+SCOPES = ("image", "batch")
+
+
+@register_protection
+class SALM(ErrorMinimizingLoop):
+    """Sparse error-minimizing noise: L-inf ``eps`` and at most ``k`` of pixel positions.
+
+    Parameters (besides those of the error-minimizing loop: eps, step_size, pgd_steps,
+    random_start, steps, batch_size, arch, width, lr, momentum, weight_decay, lr_decay,
+    lr_milestones, transform, samples, final_pass)
+    k : float, default=0.10
+        Fraction of pixel positions that may be perturbed per image.
+    mask : {"fixed", "step", "final"}, default="fixed"
+        Mask life cycle, see the module docstring.
+    mask_scope : {"image", "batch"}, default="image"
+    mask_refresh : int, default=1
+        For ``mask="fixed"``: source steps before an image's mask may be recomputed on its next
+        visit (1 = every visit).
+    """
+
+    name = "salm"
+
+    def __init__(self, *, k: float = 0.10, mask: str = "fixed", mask_scope: str = "image", mask_refresh: int = 1, **loop):
+        super().__init__(**loop)
+        check_range(self.name, "k", k, 1e-6, 1.0, " (a fraction: 0.10 for 10 %)")
+        if mask not in MASKS:
+            raise InputError(f"salm: mask must be one of {', '.join(MASKS)}, got {mask!r}")
+        if mask_scope not in SCOPES:
+            raise InputError(f"salm: mask_scope must be one of {', '.join(SCOPES)}, got {mask_scope!r}")
+        check_range(self.name, "mask_refresh", mask_refresh, 1, 10_000_000)
+        self.k = k
+        self.mask = mask
+        self.mask_scope = mask_scope
+        self.mask_refresh = mask_refresh
+
+    def _start(self, x, delta):
+        # Random start restricted to K % of positions: the L0 bound holds from the first step.
+        n, _, height, width = x.shape
+        self._masks = torch.zeros(n, 1, height, width, dtype=torch.bool, device=x.device)
+        self._mask_step = torch.full((n,), -(10**12), dtype=torch.long, device=x.device)
+        return project_l0(delta, self.k)
+
+    def _update_mask(self, grad, delta, index, step, pgd_step):
+        if self.mask == "final":
+            return None
+        scores = grad.abs().sum(dim=1)
+        if self.mask == "step":
+            return topk_mask(scores, self.k, self.mask_scope)
+        if pgd_step == 0:
+            stale = (step - self._mask_step[index]) >= self.mask_refresh
+            if stale.any():
+                fresh = topk_mask(scores, self.k, self.mask_scope)
+                self._masks[index[stale]] = fresh[stale]
+                self._mask_step[index[stale]] = step
+        return self._masks[index]
+
+    def _constrain(self, delta, index):
+        if self.mask == "fixed":
+            return delta * self._masks[index]
+        return delta
