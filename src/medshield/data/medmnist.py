@@ -123,6 +123,8 @@ def _download(flag: str, size: int, root: Path) -> Path:
 def load(spec: str, root: str | Path | None = None, download: bool = True) -> MedMNISTData:
     """Resolve, read and validate a dataset; raises :class:`InputError` on anything unusable."""
     path = resolve(spec, root, download)
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"cannot read {path}: it is not a .npz archive; save the arrays with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}

@@ -19,12 +19,13 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, f
     present = np.unique(labels)
     if len(present) < 2:
         auc = float("nan")
-    elif probs.shape[1] == 2:
-        auc = float(roc_auc_score(labels, probs[:, 1]))
     else:
         # Classes absent from the test labels cannot enter a one-vs-rest average.
         columns = probs[:, present] / probs[:, present].sum(axis=1, keepdims=True)
-        auc = float(roc_auc_score(labels, columns, multi_class="ovr", labels=present))
+        if len(present) == 2:
+            auc = float(roc_auc_score(labels == present[1], columns[:, 1]))
+        else:
+            auc = float(roc_auc_score(labels, columns, multi_class="ovr", labels=present))
     return {
         "test_accuracy": float((predictions == labels).mean()),
         "balanced_accuracy": float(balanced_accuracy_score(labels, predictions)),

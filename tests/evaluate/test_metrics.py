@@ -1,0 +1,30 @@
+import numpy as np
+import pytest
+
+from medshield.evaluate import classification_metrics, majority_floor
+
+
+def test_perfect_binary():
+    labels = np.array([0, 1, 1, 0])
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3]])
+    m = classification_metrics(labels, probs)
+    assert m == {"test_accuracy": 1.0, "balanced_accuracy": 1.0, "auc": 1.0, "majority_floor": 0.5}
+
+
+def test_constant_predictor_sits_on_the_floor():
+    labels = np.array([0, 0, 0, 1, 2])
+    probs = np.tile([0.6, 0.3, 0.1], (5, 1))
+    m = classification_metrics(labels, probs)
+    assert m["test_accuracy"] == pytest.approx(0.6) == m["majority_floor"]
+    assert m["balanced_accuracy"] == pytest.approx(1 / 3)
+    assert m["auc"] == pytest.approx(0.5)
+
+
+def test_multiclass_auc_skips_classes_absent_from_test():
+    labels = np.array([0, 1, 0, 1])
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.6, 0.3, 0.1], [0.3, 0.6, 0.1]])
+    assert classification_metrics(labels, probs)["auc"] == pytest.approx(1.0)
+
+
+def test_majority_floor():
+    assert majority_floor(np.array([2, 2, 1, 0])) == 0.5

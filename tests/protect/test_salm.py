@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from medshield.bounds import pixel_change
+from medshield.data import load
+from medshield.errors import InputError
+from medshield.protect import create_protection, list_protections
+from medshield.protect.salm import MASKS, SCOPES
+
+TINY = dict(steps=3, width=4, batch_size=32, pgd_steps=2)
+
+
+def test_registry_lists_and_builds_salm_with_paper_defaults():
+    assert "salm" in list_protections()
+    salm = create_protection("salm")
+    assert salm.eps == pytest.approx(8 / 255)
+    assert salm.step_size == pytest.approx(1.6 / 255)
+    assert (salm.pgd_steps, salm.k, salm.lr, salm.momentum, salm.weight_decay) == (10, 0.10, 0.1, 0.9, 5e-4)
+    assert salm.random_start and salm.arch == "resnet18" and salm.width == 64
+    assert "k=0.1" in repr(salm)
+
+
+@pytest.mark.parametrize("mask", MASKS)
+@pytest.mark.parametrize("scope", SCOPES)
+def test_every_variant_respects_both_bounds_on_uint8(tiny_npz, mask, scope):
+    data = load(str(tiny_npz))
+    result = create_protection("salm", mask=mask, mask_scope=scope, **TINY).protect(data, seed=1, progress=False)
+    assert result.images.dtype == np.uint8 and result.images.shape == data.images("train").shape
+    change = pixel_change(data.images("train"), result.images)
+    assert change["linf"] <= 8
+    assert change["changed_positions_max"] <= int(0.10 * 28 * 28)
+    assert change["l0_mean"] > 0.03  # the noise is really there
+
+
+def test_k_and_eps_are_honoured(tiny_npz):
+    data = load(str(tiny_npz))
+    result = create_protection("salm", k=0.02, eps=4 / 255, **TINY).protect(data, seed=0, progress=False)
+    change = pixel_change(data.images("train"), result.images)
+    assert change["linf"] <= 4 and change["changed_positions_max"] <= int(0.02 * 784)
+
+
+def test_same_seed_same_output_other_seed_differs(tiny_npz):
+    data = load(str(tiny_npz))
+    salm = create_protection("salm", **TINY)
+    a = salm.protect(data, seed=3, progress=False).images
+    b = salm.protect(data, seed=3, progress=False).images
+    c = salm.protect(data, seed=4, progress=False).images
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"eps": 8}, "did you|fraction"),
+        ({"k": 10}, "k must be"),
+        ({"mask": "sometimes"}, "mask must be one of"),
+        ({"mask_scope": "pixel"}, "mask_scope"),
+        ({"transform": "rotate"}, "transform must be one of"),
+        ({"arch": "alexnet"}, "unknown source architecture"),
+    ],
+)
+def test_bad_parameters_raise_clear_errors(params, message):
+    with pytest.raises(InputError, match=message):
+        create_protection("salm", **params)
+
+
+def test_unknown_method_lists_available():
+    with pytest.raises(InputError, match="available: .*salm"):
+        create_protection("magic")
