@@ -14,7 +14,7 @@ from .._runtime import pick_device, seed_everything
 from ..data.medmnist import MedMNISTData
 from ..data.tensors import to_float, to_tensor
 from ..errors import InputError
-from ..models import MODELS, create_model
+from ..models import MODELS, create_model, memory_format
 from ..protect._augment import flip_crop
 from .metrics import classification_metrics
 
@@ -93,7 +93,7 @@ def train_victim(
     y = torch.from_numpy(train.labels("train"))
     x_test = to_tensor(test.images("test"))
     y_test = test.labels("test")
-    fmt = torch.channels_last if dev.type == "cpu" else torch.contiguous_format  # faster CPU convolutions
+    fmt = memory_format(dev, recipe.width)
     model = create_model(recipe.arch, num_classes=train.num_classes, in_channels=x.shape[1], width=recipe.width)
     model = model.to(dev, memory_format=fmt)
     if recipe.optimizer == "sgd":

@@ -1,6 +1,7 @@
 """Source and victim networks, built by name."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from .._registry import Registry
@@ -20,4 +21,12 @@ def create_model(name: str, *, num_classes: int, in_channels: int, width: int = 
     return MODELS.get(name)(num_classes=num_classes, in_channels=in_channels, width=width)
 
 
-__all__ = ["MODELS", "create_model", "list_models"]
+def memory_format(device: torch.device, width: int) -> torch.memory_format:
+    """channels_last makes CPU convolutions ~1.5x faster here; oneDNN (torch 2.14) aborts the
+    process on 4-channel channels_last convolutions, so narrow networks keep the default."""
+    if device.type == "cpu" and width >= 8:
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+__all__ = ["MODELS", "create_model", "list_models", "memory_format"]

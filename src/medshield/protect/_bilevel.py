@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import InputError
-from ..models import MODELS, create_model
+from ..models import MODELS, create_model, memory_format
 from ._augment import TRANSFORMS
 from ._ops import project_linf
 from .base import Protection, check_range
@@ -86,8 +86,7 @@ class ErrorMinimizingLoop(Protection):
 
     def _perturb(self, x, y, *, num_classes, generator, progress):
         device = x.device
-        channels_last = device.type == "cpu"  # measurably faster convolutions on CPU
-        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        fmt = memory_format(device, self.width)
         x = x.contiguous(memory_format=fmt)
         if self.random_start:
             delta = (torch.rand(x.shape, generator=generator) * 2 - 1).to(device) * self.eps
