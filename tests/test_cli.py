@@ -1,0 +1,113 @@
+"""The command line as a user meets it: exit codes, one-line errors, and a whole protect+evaluate."""
+import json
+
+import numpy as np
+import pytest
+
+from medshield.cli import main
+
+FAST = ["--steps", "4", "--width", "8", "--pgd-steps", "2", "--quiet"]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_lists_the_verbs(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert all(verb in out for verb in ("protect", "evaluate", "methods"))
+
+
+def test_methods_lists_salm_with_defaults(capsys):
+    code, out, _ = run(capsys, "methods")
+    assert code == 0 and "salm" in out and "k = 0.1" in out and "steps = 5000" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["protect", "nosuchmnist", "--out", "X"], "unknown dataset 'nosuchmnist'"),
+        (["protect", "missing.npz", "--out", "X"], "does not exist"),
+        (["protect", "tiny.npz"], "required: --out"),
+        (["protect", "tiny.npz", "--out", "X", "--method", "magic"], "invalid choice"),
+        (["protect", "tiny.npz", "--out", "X", "--k", "5"], "k must be in"),
+        (["protect", "tiny.npz", "--out", "X", "--steps", "many"], "invalid int value"),
+        (["evaluate", "tiny.npz", "--compare"], "--compare needs a release folder"),
+        (["evaluate", "emptydir"], "without manifest.json"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, tiny_npz, monkeypatch, argv, message):
+    monkeypatch.chdir(tiny_npz.parent)
+    (tiny_npz.parent / "emptydir").mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("medshield: error:") and message in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_bad_npz_is_rejected_before_any_work(capsys, tmp_path):
+    path = tmp_path / "bad.npz"
+    np.savez(path, train_images=np.zeros((4, 28, 28), np.float32), train_labels=np.zeros((4, 1), int),
+             test_images=np.zeros((4, 28, 28), np.uint8), test_labels=np.zeros((4, 1), int))
+    code, _, err = run(capsys, "protect", str(path), "--out", str(tmp_path / "out"), *FAST)
+    assert code == 2 and "train_images has dtype float32" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_output_is_not_overwritten(capsys, tmp_path, tiny_npz):
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(out), *FAST)
+    assert code == 2 and "--overwrite" in err and list(out.iterdir()) == []
+
+
+def breast_slice(root, tmp_path, n_train=300):
+    """A slice of BreastMNIST (real when ../shared exists) written as its own .npz."""
+    with np.load(root / "breastmnist.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["train_images"], arrays["train_labels"] = arrays["train_images"][:n_train], arrays["train_labels"][:n_train]
+    path = tmp_path / "breastmnist.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.slow
+def test_protect_then_evaluate_end_to_end(capsys, tmp_path, medmnist_root):
+    source = breast_slice(medmnist_root, tmp_path)
+    source_bytes = source.read_bytes()
+    out = tmp_path / "release"
+    code, _, err = run(capsys, "protect", str(source), "--out", str(out), "--seed", "1",
+                       "--steps", "60", "--width", "8", "--batch-size", "64", "--quiet")
+    assert code == 0, err
+    assert source.read_bytes() == source_bytes
+    assert sorted(p.name for p in out.iterdir()) == ["breastmnist.npz", "manifest.json", "perturbation.npz"]
+
+    import medmnist
+
+    assert len(medmnist.BreastMNIST(split="train", root=str(out))) == 300  # a valid medmnist root
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    for key in ("method", "params", "seed", "preset", "versions", "input", "measured", "files"):
+        assert key in manifest
+    assert manifest["method"] == "salm" and manifest["seed"] == 1 and manifest["preset"] == "paper"
+    assert manifest["params"]["steps"] == 60 and manifest["params"]["k"] == 0.1
+    assert manifest["input"]["sha256"] and manifest["versions"]["torch"]
+    assert manifest["measured"]["linf"] <= 8 and manifest["measured"]["changed_positions_max"] <= 78
+
+    report_path = tmp_path / "eval.json"
+    code, out_text, err = run(capsys, "evaluate", str(out), "--compare", "--width", "8", "--epochs", "12",
+                              "--lr", "0.05", "--seed", "1", "--json", str(report_path))
+    assert code == 0, err
+    assert "protected" in out_text and "clean" in out_text
+    report = json.loads(report_path.read_text())
+    for key in ("test_accuracy", "balanced_accuracy", "auc", "majority_floor"):
+        assert 0 <= report[key] <= 1 and 0 <= report["clean"][key] <= 1
+    assert report["recipe"]["epochs"] == 12 and report["recipe"]["width"] == 8
+    assert report["release_manifest"]["method"] == "salm"
+    assert report["test_accuracy"] < report["clean"]["test_accuracy"]
