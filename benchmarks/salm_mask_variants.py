@@ -30,6 +30,9 @@ VARIANTS = {
     "fixed-batch": {"mask": "fixed", "mask_scope": "batch"},
     "final": {"mask": "final"},
     "em": {"k": 1.0},
+    # not mask variants: levers of the generation budget, for choosing the cpu preset
+    "fixed-noaug": {"mask": "fixed", "transform": "none"},
+    "fixed-width8-2x-steps": {"mask": "fixed", "width": 8, "steps": "2x"},
     "clean": None,
 }
 JSONL = RESULTS / "salm_mask_variants.jsonl"
@@ -42,13 +45,16 @@ def run(args):
     recipe = Recipe(width=args.width, epochs=args.epochs, iterations=None)
     for name in args.variants.split(","):
         params = dict(VARIANTS[name]) if VARIANTS[name] is not None else None
-        record = {"variant": name, "dataset": data.name, "train_images": n, "source_steps": args.steps, **context()}
+        record = {"variant": name, "dataset": data.name, "train_images": n, "source_steps": args.steps, "threads": args.threads, **context()}
         if params is None:
             train, record["generation_s"] = data, 0.0
         else:
             if params.get("mask_refresh") == "3 visits":
                 params["mask_refresh"] = 3 * n // args.batch_size
-            protection = create_protection("salm", steps=args.steps, width=args.width, batch_size=args.batch_size, **params)
+            if params.get("steps") == "2x":
+                params["steps"] = 2 * args.steps
+            settings = {"steps": args.steps, "width": args.width, "batch_size": args.batch_size, **params}
+            protection = create_protection("salm", **settings)
             result = protection.protect(data, seed=args.seed, progress=False)
             train = with_train_images(data, result.images)
             record.update(params=result.params, generation_s=round(result.seconds, 1),
@@ -62,9 +68,15 @@ def run(args):
 
 def summarize(_args):
     records = read_jsonl(JSONL)
-    rows = [[r["variant"], f"{100 * r['test_accuracy']:.1f}", f"{100 * r['peak_test_accuracy']:.1f}",
-             f"{100 * r['change']['l0_max']:.1f}" if "change" in r else "0", f"{r['generation_s']:.0f}"] for r in records]
-    table = markdown_table(["variant", "victim test acc %", "peak test acc %", "max L0 % of positions", "generation s"], rows)
+    rows = []
+    for r in records:
+        p = r.get("params", {})
+        rows.append([r["variant"], p.get("mask", "-"), p.get("mask_scope", "-"), p.get("k", "-"), p.get("steps", "-"), p.get("width", "-"),
+                     p.get("transform", "-"), f"{100 * r['test_accuracy']:.1f}", f"{100 * r['peak_test_accuracy']:.1f}",
+                     f"{100 * r['change']['l0_max']:.1f}" if "change" in r else "0", f"{r['generation_s']:.0f}"])
+    headers = ["variant", "mask", "scope", "K", "source steps", "source width", "T", "victim test acc %", "peak test acc %",
+               "max L0 % of positions", "generation s"]
+    table = markdown_table(headers, rows)
     first = records[0] if records else {}
     text = (
         "# SALM mask variants at equal source steps\n\n"
