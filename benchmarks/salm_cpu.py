@@ -13,6 +13,8 @@ import argparse
 import json
 import time
 
+import torch
+
 from _common import RESULTS, context, data_root
 from medshield import pipeline
 from medshield.report import markdown_table
@@ -61,10 +63,12 @@ def write(records: list[dict], ctx: dict, preset: str) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default=",".join(OFFICIAL))
+    parser.add_argument("--datasets", default="breastmnist,retinamnist,pneumoniamnist,bloodmnist")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     root, ctx = data_root(), context()
     records = []
     for flag in args.datasets.split(","):

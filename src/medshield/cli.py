@@ -16,6 +16,7 @@ from .models import list_models
 from .presets import PRESETS
 from .protect import list_protections
 from .protect._augment import TRANSFORMS
+from .protect.em import MODES as EM_MODES
 from .protect.salm import MASKS, SCOPES
 
 
@@ -63,6 +64,12 @@ PROTECT_OPTIONS = [
     ("--mask", "mask", {"choices": MASKS, "help": "SALM mask life cycle (see docs)"}),
     ("--mask-scope", "mask_scope", {"choices": SCOPES, "help": "rank positions per image or per batch"}),
     ("--mask-refresh", "mask_refresh", {"type": int, "help": "source steps before a fixed mask is recomputed"}),
+    ("--stop-accuracy", "stop_accuracy", {"type": float, "help": "EM/SALM: stop source training at this accuracy on the perturbed train set (0.99)"}),
+    ("--mode", "mode", {"choices": EM_MODES, "help": "EM: sample-wise or class-wise noise"}),
+    ("--restarts", "restarts", {"type": int, "help": "TAP: PGD restarts (8)"}),
+    ("--source-epochs", "source_epochs", {"type": int, "help": "TAP: clean training epochs of the source model (40)"}),
+    ("--patch-size", "patch_size", {"type": int, "help": "SP: patch side in pixels (default: image size / 4)"}),
+    ("--class-sep", "class_sep", {"type": float, "help": "SP: distance between class clusters (10)"}),
 ]
 
 VICTIM_OPTIONS = [
@@ -96,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("protect", help="write a protected copy of a dataset", description="Protect a dataset's train split.")
     p.add_argument("dataset", help="MedMNIST flag (bloodmnist, bloodmnist_64, ...) or path to a MedMNIST-layout .npz")
     p.add_argument("--out", required=True, help="new folder for the release")
-    p.add_argument("--method", default="salm", choices=list_protections())
+    p.add_argument("--method", default="salm", choices=list_protections(), help="protection method; 'medshield methods' lists each with its parameters")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     _common(p)
     _add(p, PROTECT_OPTIONS)

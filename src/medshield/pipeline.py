@@ -41,7 +41,7 @@ def protect(
 ) -> Release:
     """Protect ``dataset``'s train split and write a release folder to ``out``."""
     accepted = method_parameters(method)
-    settings = {k: v for k, v in preset(preset_name, "protect").items() if k in accepted}
+    settings = {k: v for k, v in preset(preset_name, "protect", method).items() if k in accepted}
     for name, value in (params or {}).items():
         if name not in accepted:
             raise InputError(f"method {method!r} has no parameter {name!r}; it takes: {', '.join(accepted)}")

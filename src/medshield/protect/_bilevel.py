@@ -3,11 +3,17 @@
 For M source steps: sample a minibatch, run PGD on its persistent per-sample noise to *minimize*
 the source model's loss (averaged over J sampled transformations), then train the source model
 one SGD step on the transformed, perturbed batch. A final pass updates every sample's noise with
-the final model, so samples never drawn also get noise. Subclasses decide where the noise may
-go through two hooks: ``_update_mask`` (which positions a PGD step may change) and
-``_constrain`` (what the noise must satisfy after each step).
+the final model, so samples never drawn also get noise. Training stops after M steps, or
+earlier with ``stop_accuracy`` (the original EM rule: the source model's accuracy on the whole
+perturbed training set, checked once per pass over the data, reaches the threshold).
+
+Subclasses decide where the noise may go through ``_update_mask`` (which positions a PGD step
+may change) and ``_constrain`` (what the noise must satisfy after each step), and how it is
+stored through ``_init_noise``/``_load``/``_store``/``_noise`` (per sample, or per class).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +23,7 @@ from ..errors import InputError
 from ..models import MODELS, create_model, memory_format
 from ._augment import TRANSFORMS
 from ._ops import project_linf
+from ._source import accuracy, signed_step, train_source
 from .base import Protection, check_range
 
 
@@ -42,6 +49,7 @@ class ErrorMinimizingLoop(Protection):
         transform: str = "flip-crop",
         samples: int = 1,
         final_pass: bool = True,
+        stop_accuracy: float | None = None,
     ):
         super().__init__(eps=eps)
         name = self.name
@@ -73,6 +81,9 @@ class ErrorMinimizingLoop(Protection):
         self.transform = transform
         self.samples = samples
         self.final_pass = final_pass
+        if stop_accuracy is not None:
+            check_range(name, "stop_accuracy", stop_accuracy, 0.0, 1.0, " (a fraction: 0.99)")
+        self.stop_accuracy = stop_accuracy
 
     # Hooks for methods that restrict where the noise goes (SALM's mask).
     def _start(self, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
@@ -84,6 +95,19 @@ class ErrorMinimizingLoop(Protection):
     def _constrain(self, delta: torch.Tensor, index) -> torch.Tensor:
         return delta
 
+    # Where the noise is stored: one tensor per sample (class-wise EM overrides these).
+    def _init_noise(self, delta: torch.Tensor, y: torch.Tensor, num_classes: int) -> None:
+        self._delta = delta
+
+    def _load(self, index: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self._delta[index]
+
+    def _store(self, index: torch.Tensor, y: torch.Tensor, d: torch.Tensor) -> None:
+        self._delta[index] = d
+
+    def _noise(self, y: torch.Tensor) -> torch.Tensor:
+        return self._delta
+
     def _perturb(self, x, y, *, num_classes, generator, progress):
         device = x.device
         fmt = memory_format(device, self.width)
@@ -93,16 +117,14 @@ class ErrorMinimizingLoop(Protection):
         else:
             delta = torch.zeros_like(x)
         delta = self._start(x, project_linf(delta, x, self.eps)).contiguous(memory_format=fmt)
+        self._init_noise(delta, y, num_classes)
         model = create_model(self.arch, num_classes=num_classes, in_channels=x.shape[1], width=self.width)
         model = model.to(device, memory_format=fmt)
-        optimizer = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
-        milestones = [int(m * self.steps) for m in self.lr_milestones]
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=self.lr_decay)
         transform = TRANSFORMS[self.transform]
 
         def pgd(index, step):
             xb, yb = x[index], y[index]
-            d = delta[index]
+            d = self._load(index, yb)
             model.eval()
             for pgd_step in range(self.pgd_steps):
                 d.requires_grad_(True)
@@ -112,31 +134,26 @@ class ErrorMinimizingLoop(Protection):
                     grad += torch.autograd.grad(loss, d)[0]
                 d = d.detach()
                 mask = self._update_mask(grad, d, index, step, pgd_step)
-                direction = grad.sign() if mask is None else grad.sign() * mask
-                d = self._constrain(project_linf(d - self.step_size * direction, xb, self.eps), index)
-            delta[index] = d
+                d = self._constrain(signed_step(d, grad, self.step_size, xb, self.eps, descend=True, mask=mask), index)
+            self._store(index, yb, d)
+            return xb + self._load(index, yb)
 
-        n = len(x)
-        order = torch.empty(0, dtype=torch.long)
-        bar = tqdm(range(self.steps), desc=f"{self.name} source steps", disable=not progress, leave=False)
-        for step in bar:
-            if len(order) < self.batch_size:
-                order = torch.cat([order, torch.randperm(n, generator=generator)])
-            index, order = order[: self.batch_size].to(device), order[self.batch_size :]
-            pgd(index, step)
-            model.train()
-            logits = model(transform(x[index] + delta[index], generator))
-            loss = F.cross_entropy(logits, y[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            acc = (logits.argmax(1) == y[index]).float().mean().item()
-            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.3f}")
-            if step % 50 == 0 or step == self.steps - 1:
-                self._log.append({"step": step, "loss": round(loss.item(), 4), "acc": round(acc, 4)})
+        passes = max(1, math.ceil(len(x) / self.batch_size))
+
+        def reached_accuracy(step):
+            # The original EM stop rule, checked once per pass over the data.
+            if self.stop_accuracy is None or (step + 1) % passes:
+                return False
+            return accuracy(model, x + self._noise(y), y) >= self.stop_accuracy
+
+        train_source(
+            model, x, y, steps=self.steps, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
+            weight_decay=self.weight_decay, lr_decay=self.lr_decay, lr_milestones=self.lr_milestones,
+            transform=transform, generator=generator, prepare=pgd, stop=reached_accuracy, log=self._log,
+            desc=f"{self.name} source steps", progress=progress,
+        )
         if self.final_pass:
-            chunks = torch.arange(n, device=device).split(self.batch_size)
+            chunks = torch.arange(len(x), device=device).split(self.batch_size)
             for index in tqdm(chunks, desc=f"{self.name} final pass", disable=not progress, leave=False):
                 pgd(index, self.steps)
-        return delta.contiguous()
+        return self._noise(y).contiguous()

@@ -1,0 +1,86 @@
+"""The source-model training loop every model-based method shares, and the signed PGD step.
+
+EM and SALM train the source model on batches they perturb first (``prepare``); TAP trains it
+on clean batches. Either way it is the same loop: SGD with momentum over minibatches drawn
+without replacement, learning rate decayed at fixed fractions of the run, a transformation
+sampled per batch.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ._ops import project_linf
+
+
+def signed_step(delta, grad, step_size: float, x, eps: float, *, descend: bool, mask=None):
+    """One PGD step: move ``delta`` by ``step_size`` along sign(grad) (down if ``descend``),
+    only where ``mask`` is set, then project back into the radius and the valid range."""
+    direction = grad.sign() if mask is None else grad.sign() * mask
+    if descend:
+        direction = -direction
+    return project_linf(delta + step_size * direction, x, eps)
+
+
+def train_source(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    lr_decay: float,
+    lr_milestones: tuple[float, ...],
+    transform: Callable,
+    generator: torch.Generator,
+    prepare: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+    stop: Callable[[int], bool] | None = None,
+    log: list | None = None,
+    desc: str = "source steps",
+    progress: bool = True,
+) -> int:
+    """Train ``model`` for ``steps`` SGD steps; returns the number of steps run.
+
+    ``prepare(index, step)`` returns the batch to train on (default: the clean images);
+    ``stop(step)`` ends training early when it returns True.
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [int(m * steps) for m in lr_milestones], gamma=lr_decay)
+    n, device = len(x), x.device
+    order = torch.empty(0, dtype=torch.long)
+    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    for step in bar:
+        if len(order) < batch_size:
+            order = torch.cat([order, torch.randperm(n, generator=generator)])
+        index, order = order[:batch_size].to(device), order[batch_size:]
+        batch = x[index] if prepare is None else prepare(index, step)
+        model.train()
+        logits = model(transform(batch, generator))
+        loss = F.cross_entropy(logits, y[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        acc = (logits.argmax(1) == y[index]).float().mean().item()
+        bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.3f}")
+        if log is not None and (step % 50 == 0 or step == steps - 1):
+            log.append({"step": step, "loss": round(loss.item(), 4), "acc": round(acc, 4)})
+        if stop is not None and stop(step):
+            if log is not None:
+                log.append({"step": step, "stopped": True})
+            return step + 1
+    return steps
+
+
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> float:
+    """Accuracy of ``model`` (eval mode) on float images ``x``."""
+    model.eval()
+    with torch.no_grad():
+        correct = sum((model(xb).argmax(1) == yb).sum().item() for xb, yb in zip(x.split(batch_size), y.split(batch_size)))
+    return correct / len(x)

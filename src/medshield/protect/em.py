@@ -1,0 +1,63 @@
+"""EM: error-minimizing noise (Huang et al. 2021), in the REM-style iterative framework the SALM
+paper used for it (Appendix C.2): the same bi-level loop as SALM, with no L0 mask.
+
+``mode="sample"`` gives every image its own noise; ``mode="class"`` one noise per class, set
+after each PGD batch to the mean of that batch's per-sample results for the class (the
+original code's class-wise update), so every image of a class carries the same noise.
+The noise is added to the image and the sum clipped to the valid range (the original code
+clamped the noise itself to [0, 255] first and so dropped every negative component).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..errors import InputError
+from ._bilevel import ErrorMinimizingLoop
+from .base import register_protection
+
+MODES = ("sample", "class")
+
+
+@register_protection
+class EM(ErrorMinimizingLoop):
+    """Dense error-minimizing noise within L-inf ``eps``.
+
+    Parameters: those of the error-minimizing loop (paper defaults: eps 8/255, 10 PGD steps of
+    1.6/255 with random start, M=5000 source steps, ResNet-18, SGD 0.1), plus
+    mode : {"sample", "class"}, default="sample"
+    stop_accuracy : float or None, default=None
+        The original stop rule (e.g. 0.99): end source training once the model's accuracy on
+        the perturbed training set reaches it; ``steps`` is then the upper limit.
+    """
+
+    name = "em"
+
+    def __init__(self, *, mode: str = "sample", **loop):
+        super().__init__(**loop)
+        if mode not in MODES:
+            raise InputError(f"em: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.mode = mode
+
+    def _init_noise(self, delta, y, num_classes):
+        if self.mode == "sample":
+            return super()._init_noise(delta, y, num_classes)
+        # One noise per class; the random start of the first image of each class seeds it.
+        self._class_noise = torch.zeros((num_classes, *delta.shape[1:]), dtype=delta.dtype, device=delta.device)
+        for c in y.unique():
+            self._class_noise[c] = delta[(y == c).nonzero()[0, 0]]
+
+    def _load(self, index, y):
+        if self.mode == "sample":
+            return super()._load(index, y)
+        return self._class_noise[y].clone()
+
+    def _store(self, index, y, d):
+        if self.mode == "sample":
+            return super()._store(index, y, d)
+        for c in y.unique():
+            self._class_noise[c] = d[y == c].mean(dim=0)
+
+    def _noise(self, y):
+        if self.mode == "sample":
+            return super()._noise(y)
+        return self._class_noise[y]

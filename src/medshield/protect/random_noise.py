@@ -1,0 +1,17 @@
+"""Random noise of the same radius: the control. It should *not* protect; if a victim trained
+on it fails, the evaluation, not the noise, is what is broken."""
+from __future__ import annotations
+
+import torch
+
+from .base import Protection, register_protection
+
+
+@register_protection
+class RandomNoise(Protection):
+    """Independent uniform noise in [-eps, eps] for every value of every image."""
+
+    name = "random"
+
+    def _perturb(self, x, y, *, num_classes, generator, progress):
+        return ((torch.rand(x.shape, generator=generator) * 2 - 1) * self.eps).to(x.device)

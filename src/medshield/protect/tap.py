@@ -1,0 +1,129 @@
+"""TAP / AdvT: targeted adversarial poisoning (Fowl et al. 2021; SALM paper Appendix C.1).
+
+Train a source model on the clean data first, then push every training image towards the next
+class, (y + 1) mod C, with PGD (error-*maximizing* for the true label by minimizing the loss of
+the target label), averaged over the differentiable transformation T. A network trained on the
+result learns features that point to the wrong class. Restarts keep, per image, the noise with
+the lowest target loss.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..errors import InputError
+from ..models import MODELS, create_model, memory_format
+from ._augment import TRANSFORMS
+from ._ops import project_linf
+from ._source import accuracy, signed_step, train_source
+from .base import Protection, check_range, register_protection
+
+
+@register_protection
+class TAP(Protection):
+    """Targeted adversarial poisons within L-inf ``eps``.
+
+    Parameters
+    eps : float, default=8/255
+    step_size : float, default=0.8/255
+        PGD step (a tenth of the radius: the reference code's tau = 0.1).
+    pgd_steps : int, default=250
+    restarts : int, default=8
+    source_epochs : int, default=40
+        Clean training of the source model (reference: 40 epochs with augmentation).
+    batch_size, arch, width, lr, momentum, weight_decay, lr_decay, lr_milestones, transform
+        Source-model training and the transformation averaged over during PGD.
+    """
+
+    name = "tap"
+
+    def __init__(
+        self,
+        *,
+        eps: float = 8 / 255,
+        step_size: float = 0.8 / 255,
+        pgd_steps: int = 250,
+        restarts: int = 8,
+        source_epochs: int = 40,
+        batch_size: int = 128,
+        arch: str = "resnet18",
+        width: int = 64,
+        lr: float = 0.1,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        lr_decay: float = 0.1,
+        lr_milestones: tuple[float, ...] = (0.5, 0.75),
+        transform: str = "flip-crop",
+    ):
+        super().__init__(eps=eps)
+        check_range(self.name, "step_size", step_size, 1e-6, eps, " (a fraction of the range: 0.8/255)")
+        check_range(self.name, "pgd_steps", pgd_steps, 1, 100_000)
+        check_range(self.name, "restarts", restarts, 1, 1000)
+        check_range(self.name, "source_epochs", source_epochs, 1, 10_000)
+        check_range(self.name, "batch_size", batch_size, 1, 100_000)
+        check_range(self.name, "width", width, 1, 4096)
+        if arch not in MODELS:
+            raise InputError(f"tap: unknown source architecture {arch!r}; available: {', '.join(MODELS.names())}")
+        if transform not in TRANSFORMS:
+            raise InputError(f"tap: transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
+        self.step_size = step_size
+        self.pgd_steps = pgd_steps
+        self.restarts = restarts
+        self.source_epochs = source_epochs
+        self.batch_size = batch_size
+        self.arch = arch
+        self.width = width
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.lr_decay = lr_decay
+        self.lr_milestones = tuple(lr_milestones)
+        self.transform = transform
+
+    @staticmethod
+    def targets(y: torch.Tensor, num_classes: int) -> torch.Tensor:
+        return (y + 1) % num_classes
+
+    def train_source_model(self, x, y, *, num_classes, generator, progress):
+        fmt = memory_format(x.device, self.width)
+        model = create_model(self.arch, num_classes=num_classes, in_channels=x.shape[1], width=self.width)
+        model = model.to(x.device, memory_format=fmt)
+        steps = self.source_epochs * math.ceil(len(x) / self.batch_size)
+        train_source(
+            model, x.contiguous(memory_format=fmt), y, steps=steps, batch_size=self.batch_size, lr=self.lr,
+            momentum=self.momentum, weight_decay=self.weight_decay, lr_decay=self.lr_decay,
+            lr_milestones=self.lr_milestones, transform=TRANSFORMS[self.transform], generator=generator,
+            log=self._log, desc="tap source model (clean)", progress=progress,
+        )
+        self._log.append({"source_train_accuracy": round(accuracy(model, x, y), 4)})
+        return model.eval()
+
+    def _perturb(self, x, y, *, num_classes, generator, progress):
+        model = self.train_source_model(x, y, num_classes=num_classes, generator=generator, progress=progress)
+        return self.craft(model, x, y, num_classes=num_classes, generator=generator, progress=progress)
+
+    def craft(self, model, x, y, *, num_classes, generator, progress=False):
+        """Targeted PGD against ``model`` for every image: the poisons' noise."""
+        transform = TRANSFORMS[self.transform]
+        target = self.targets(y, num_classes)
+        delta = torch.zeros_like(x)
+        chunks = torch.arange(len(x), device=x.device).split(self.batch_size)
+        for index in tqdm(chunks, desc="tap poisons", disable=not progress, leave=False):
+            xb, tb = x[index], target[index]
+            best, best_loss = torch.zeros_like(xb), torch.full((len(index),), float("inf"), device=x.device)
+            for _ in range(self.restarts):
+                d = project_linf((torch.rand(xb.shape, generator=generator).to(x.device) * 2 - 1) * self.eps, xb, self.eps)
+                for _ in range(self.pgd_steps):
+                    d.requires_grad_(True)
+                    loss = F.cross_entropy(model(transform(xb + d, generator)), tb)
+                    grad = torch.autograd.grad(loss, d)[0]
+                    d = signed_step(d.detach(), grad, self.step_size, xb, self.eps, descend=True)
+                with torch.no_grad():
+                    final = F.cross_entropy(model(xb + d), tb, reduction="none")
+                better = final < best_loss
+                best[better], best_loss[better] = d[better], final[better]
+            delta[index] = best
+        return delta

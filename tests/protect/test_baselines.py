@@ -1,0 +1,120 @@
+"""EM, TAP, SP and the Random control: bounds, structure, determinism, registry."""
+import numpy as np
+import pytest
+import torch
+
+from medshield.bounds import pixel_change
+from medshield.data import load
+from medshield.errors import InputError
+from medshield.protect import create_protection, list_protections
+from medshield.protect.tap import TAP
+
+TINY = {
+    "salm": dict(steps=3, width=4, batch_size=32, pgd_steps=2),
+    "em": dict(steps=3, width=4, batch_size=32, pgd_steps=2),
+    "tap": dict(source_epochs=1, pgd_steps=3, restarts=2, width=4, batch_size=32),
+    "sp": {},
+    "random": {},
+}
+
+
+def test_registry_lists_every_method_and_builds_each_with_defaults():
+    assert list_protections() == sorted(TINY)
+    for name in TINY:
+        method = create_protection(name)
+        assert method.name == name and method.eps == pytest.approx(8 / 255)
+    assert create_protection("tap").pgd_steps == 250 and create_protection("tap").restarts == 8
+    assert create_protection("em").mode == "sample" and create_protection("em").k == 1.0
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_released_bytes_respect_the_radius(tiny_npz, name):
+    data = load(str(tiny_npz))
+    result = create_protection(name, **TINY[name]).protect(data, seed=0, progress=False)
+    change = pixel_change(data.images("train"), result.images)
+    assert result.images.dtype == np.uint8 and result.images.shape == data.images("train").shape
+    assert 0 < change["linf"] <= 8
+    assert change["l0_mean"] > (0.03 if name == "salm" else 0.5)  # dense methods change most positions
+
+
+def test_eps_is_honoured_by_every_method(tiny_npz):
+    data = load(str(tiny_npz))
+    for name in TINY:
+        result = create_protection(name, eps=3 / 255, **TINY[name]).protect(data, seed=0, progress=False)
+        assert pixel_change(data.images("train"), result.images)["linf"] <= 3, name
+
+
+def test_class_wise_em_gives_every_image_of_a_class_the_same_noise(tiny_npz):
+    data = load(str(tiny_npz))
+    result = create_protection("em", mode="class", **TINY["em"]).protect(data, seed=0, progress=False)
+    original = data.images("train").astype(np.int16)
+    diff = result.images.astype(np.int16) - original
+    labels = data.labels("train")
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        # Where clipping to [0, 255] did not interfere, the released change is the class noise.
+        room = (original[members] >= 8) & (original[members] <= 247)
+        reference = diff[members[0]]
+        for i, m in enumerate(members):
+            assert np.array_equal(diff[m][room[i] & room[0]], reference[room[i] & room[0]])
+    assert not np.array_equal(diff[labels == 0][0], diff[labels == 1][0])
+
+
+def test_sample_wise_em_differs_within_a_class(tiny_npz):
+    data = load(str(tiny_npz))
+    result = create_protection("em", **TINY["em"]).protect(data, seed=0, progress=False)
+    diff = result.images.astype(np.int16) - data.images("train")
+    members = np.flatnonzero(data.labels("train") == 0)
+    assert not np.array_equal(diff[members[0]], diff[members[1]])
+
+
+def test_em_stop_rule_ends_source_training_early(tiny_npz):
+    data = load(str(tiny_npz))
+    # The synthetic classes are trivially separable: accuracy 0 is reached at the first check.
+    em = create_protection("em", stop_accuracy=0.0, **{**TINY["em"], "steps": 50})
+    result = em.protect(data, seed=0, progress=False)
+    stops = [entry for entry in result.log if entry.get("stopped")]
+    assert len(stops) == 1 and stops[0]["step"] < 49
+
+
+def test_tap_pushes_images_towards_the_next_class(tiny_npz):
+    data = load(str(tiny_npz))
+    # The generated classes differ by a 120-level blob: a larger radius than 8/255 is needed to
+    # cross that margin, which is what this test checks the search can do.
+    tap = create_protection("tap", eps=32 / 255, step_size=4 / 255, source_epochs=15, pgd_steps=20, restarts=1, width=8, batch_size=32)
+    x = torch.from_numpy(data.images("train")).float().div(255).unsqueeze(1)
+    y = torch.from_numpy(data.labels("train")).long()
+    tap._log = []
+    generator = torch.Generator().manual_seed(0)
+    model = tap.train_source_model(x, y, num_classes=2, generator=generator, progress=False)
+    delta = tap.craft(model, x, y, num_classes=2, generator=generator)
+    assert delta.abs().max() <= 32 / 255 + 1e-6
+    target = TAP.targets(y, 2)
+    with torch.no_grad():
+        clean_hits = (model(x).argmax(1) == target).float().mean().item()
+        poisoned_hits = (model(x + delta).argmax(1) == target).float().mean().item()
+    assert clean_hits < 0.2  # the source model learned the task ...
+    assert poisoned_hits > clean_hits + 0.3  # ... and the poisons point it to the next class
+
+
+def test_sp_is_deterministic_for_a_seed_and_class_structured(tiny_npz):
+    data = load(str(tiny_npz))
+    sp = create_protection("sp")
+    a = sp.protect(data, seed=5, progress=False).images
+    b = sp.protect(data, seed=5, progress=False).images
+    c = sp.protect(data, seed=6, progress=False).images
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    # Patches: the noise is constant inside each 7x7 patch (before clipping).
+    diff = a.astype(np.int16) - data.images("train")
+    patch = diff[0, :7, :7]
+    room = (data.images("train")[0, :7, :7] >= 8) & (data.images("train")[0, :7, :7] <= 247)
+    assert len(np.unique(patch[room])) == 1
+
+
+def test_bad_baseline_parameters_are_one_line_errors():
+    with pytest.raises(InputError, match="mode"):
+        create_protection("em", mode="pixel")
+    with pytest.raises(InputError, match="restarts"):
+        create_protection("tap", restarts=0)
+    with pytest.raises(InputError, match="patch_size"):
+        create_protection("sp", patch_size=0)
