@@ -78,13 +78,18 @@ def breast_slice(root, tmp_path, n_train=300):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="at this tiny budget both victims sit at the 73.1 % majority floor; recipe not yet tuned", strict=False)
 def test_protect_then_evaluate_end_to_end(capsys, tmp_path, medmnist_root):
+    """Protect 300 BreastMNIST images and train victims on clean vs protected.
+
+    At 60 source steps SALM's default K = 10 % does not yet protect (measured: 75.6 % vs 77.6 %
+    clean, see README); K = 30 % does (62.2 % vs 77.6 %), so the test uses it: it checks the
+    pipeline end to end, the benchmarks measure the defaults.
+    """
     source = breast_slice(medmnist_root, tmp_path)
     source_bytes = source.read_bytes()
     out = tmp_path / "release"
     code, _, err = run(capsys, "protect", str(source), "--out", str(out), "--seed", "1",
-                       "--steps", "60", "--width", "8", "--batch-size", "64", "--quiet")
+                       "--steps", "60", "--width", "8", "--batch-size", "64", "--k", "0.3", "--quiet")
     assert code == 0, err
     assert source.read_bytes() == source_bytes
     assert sorted(p.name for p in out.iterdir()) == ["breastmnist.npz", "manifest.json", "perturbation.npz"]
@@ -98,18 +103,20 @@ def test_protect_then_evaluate_end_to_end(capsys, tmp_path, medmnist_root):
     for key in ("method", "params", "seed", "preset", "versions", "input", "measured", "files"):
         assert key in manifest
     assert manifest["method"] == "salm" and manifest["seed"] == 1 and manifest["preset"] == "paper"
-    assert manifest["params"]["steps"] == 60 and manifest["params"]["k"] == 0.1
+    assert manifest["params"]["steps"] == 60 and manifest["params"]["k"] == 0.3
     assert manifest["input"]["sha256"] and manifest["versions"]["torch"]
-    assert manifest["measured"]["linf"] <= 8 and manifest["measured"]["changed_positions_max"] <= 78
+    assert manifest["measured"]["linf"] <= 8 and manifest["measured"]["changed_positions_max"] <= 235
 
     report_path = tmp_path / "eval.json"
-    code, out_text, err = run(capsys, "evaluate", str(out), "--compare", "--width", "8", "--epochs", "12",
-                              "--lr", "0.05", "--seed", "1", "--json", str(report_path))
+    code, out_text, err = run(capsys, "evaluate", str(out), "--compare", "--width", "8", "--epochs", "40",
+                              "--optimizer", "adam", "--lr", "0.001", "--weight-decay", "0", "--seed", "1",
+                              "--json", str(report_path))
     assert code == 0, err
     assert "protected" in out_text and "clean" in out_text
     report = json.loads(report_path.read_text())
     for key in ("test_accuracy", "balanced_accuracy", "auc", "majority_floor"):
         assert 0 <= report[key] <= 1 and 0 <= report["clean"][key] <= 1
-    assert report["recipe"]["epochs"] == 12 and report["recipe"]["width"] == 8
+    assert report["recipe"]["epochs"] == 40 and report["recipe"]["width"] == 8
     assert report["release_manifest"]["method"] == "salm"
+    assert report["clean"]["test_accuracy"] > report["majority_floor"]  # the clean victim learned something
     assert report["test_accuracy"] < report["clean"]["test_accuracy"]

@@ -9,6 +9,8 @@ from medshield.errors import InputError
 from medshield.protect import create_protection, list_protections
 from medshield.protect.tap import TAP
 
+from conftest import synthetic_npz
+
 TINY = {
     "salm": dict(steps=3, width=4, batch_size=32, pgd_steps=2),
     "em": dict(steps=3, width=4, batch_size=32, pgd_steps=2),
@@ -77,24 +79,27 @@ def test_em_stop_rule_ends_source_training_early(tiny_npz):
     assert len(stops) == 1 and stops[0]["step"] < 49
 
 
-def test_tap_pushes_images_towards_the_next_class(tiny_npz):
-    data = load(str(tiny_npz))
-    # The generated classes differ by a 120-level blob: a larger radius than 8/255 is needed to
-    # cross that margin, which is what this test checks the search can do.
-    tap = create_protection("tap", eps=32 / 255, step_size=4 / 255, source_epochs=15, pgd_steps=20, restarts=1, width=8, batch_size=32)
+def test_tap_pushes_images_towards_the_next_class(tmp_path):
+    # Classes differ by a faint band (110 on a 60-100 background), a margin 8/255 can cross.
+    data = load(str(synthetic_npz(tmp_path / "faint.npz", background=(60, 100), blob=110)))
     x = torch.from_numpy(data.images("train")).float().div(255).unsqueeze(1)
     y = torch.from_numpy(data.labels("train")).long()
+    torch.manual_seed(0)
+    tap = create_protection("tap", step_size=1 / 255, source_epochs=10, pgd_steps=30, restarts=1, width=8, batch_size=32)
     tap._log = []
     generator = torch.Generator().manual_seed(0)
     model = tap.train_source_model(x, y, num_classes=2, generator=generator, progress=False)
+    assert tap._log[-1]["source_train_accuracy"] > 0.95  # the source model learned the task
     delta = tap.craft(model, x, y, num_classes=2, generator=generator)
-    assert delta.abs().max() <= 32 / 255 + 1e-6
+    assert delta.abs().max() <= 8 / 255 + 1e-6
     target = TAP.targets(y, 2)
     with torch.no_grad():
+        clean = model(x).softmax(1).gather(1, target[:, None]).mean().item()
+        poisoned = model(x + delta).softmax(1).gather(1, target[:, None]).mean().item()
         clean_hits = (model(x).argmax(1) == target).float().mean().item()
         poisoned_hits = (model(x + delta).argmax(1) == target).float().mean().item()
-    assert clean_hits < 0.2  # the source model learned the task ...
-    assert poisoned_hits > clean_hits + 0.3  # ... and the poisons point it to the next class
+    assert poisoned > max(0.15, 5 * clean)  # the poisons point the source model to the next class
+    assert poisoned_hits > clean_hits
 
 
 def test_sp_is_deterministic_for_a_seed_and_class_structured(tiny_npz):
