@@ -26,6 +26,30 @@ def test_help_lists_the_verbs(capsys):
 def test_methods_lists_salm_with_defaults(capsys):
     code, out, _ = run(capsys, "methods")
     assert code == 0 and "salm" in out and "k = 0.1" in out and "steps = 5000" in out
+    assert all(f"{name}:" in out for name in ("em", "random", "salm", "sp", "tap")) and "eps = 8/255" in out
+
+
+def test_every_method_writes_the_same_release_layout(capsys, tmp_path, tiny_npz):
+    out = tmp_path / "sp"
+    code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(out), "--method", "sp", "--patch-size", "4", "--quiet")
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["method"] == "sp" and manifest["params"]["patch_size"] == 4 and manifest["measured"]["linf"] <= 8
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "perturbation.npz", "tiny.npz"]
+
+
+def test_cpu_preset_applies_per_method_settings(capsys, tmp_path, tiny_npz):
+    out = tmp_path / "tap"
+    code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(out), "--method", "tap", "--preset", "cpu",
+                       "--source-epochs", "1", "--width", "4", "--quiet")
+    assert code == 0, err
+    params = json.loads((out / "manifest.json").read_text())["params"]
+    assert (params["pgd_steps"], params["restarts"], params["source_epochs"], params["width"]) == (20, 1, 1, 4)
+
+
+def test_an_option_the_method_does_not_take_is_one_line_error(capsys, tmp_path, tiny_npz):
+    code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(tmp_path / "x"), "--method", "sp", "--k", "0.1")
+    assert code == 2 and "has no parameter 'k'" in err and not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize(

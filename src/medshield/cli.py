@@ -124,10 +124,13 @@ def _run(args) -> int:
     from .report import evaluation_table
 
     if args.verb == "methods":
+        from .protect import PROTECTIONS
+
         for name in list_protections():
-            print(name)
+            print(f"{name}: {(PROTECTIONS.get(name).__doc__ or '').strip().splitlines()[0]}")
             for key, value in pipeline.method_parameters(name).items():
-                print(f"  {key} = {value!r}")
+                shown = f"{value * 255:g}/255" if key in ("eps", "step_size") else repr(value)
+                print(f"  {key} = {shown}")
         return 0
     if args.verb == "protect":
         release = pipeline.protect(

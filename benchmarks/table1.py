@@ -1,0 +1,154 @@
+"""The SALM paper's Table 1 at a preset: every method on every dataset, one victim recipe.
+
+    python benchmarks/table1.py [--datasets breastmnist,retinamnist,pneumoniamnist,bloodmnist]
+                                [--methods tap,em,sp,salm,random] [--preset cpu] [--seed 0]
+
+Each cell (dataset x method, plus the clean baseline) is one ``medshield protect`` and one victim
+trained with the preset's recipe and seed, through the library API. Finished cells are appended
+to results/table1_<preset>.jsonl and skipped when the script is run again (resume); the table is
+rewritten after every cell to results/table1_<preset>.md and .json. A cell whose identical run
+(dataset, method, preset, seed, victim recipe) is already in results/salm_cpu.json is taken from
+there, marked so, instead of being recomputed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from _common import RESULTS, append_jsonl, context, data_root, read_jsonl
+from medshield import pipeline
+from medshield.report import markdown_table
+
+DATASETS = ("bloodmnist", "pneumoniamnist", "breastmnist", "retinamnist")
+COLUMNS = ("clean", "tap", "em", "sp", "salm", "random")
+# The paper's Table 1 (RN-18, 28 px), test accuracy %; Random is not in the paper.
+PAPER = {
+    "bloodmnist": {"clean": 95.8, "tap": 19.6, "em": 30.5, "sp": 30.5, "salm": 7.1},
+    "pneumoniamnist": {"clean": 85.4, "tap": 66.9, "em": 65.8, "sp": 70.1, "salm": 63.9},
+    "breastmnist": {"clean": 86.3, "tap": 44.9, "em": 46.2, "sp": 50.0, "salm": 53.2},
+    "retinamnist": {"clean": 52.4, "tap": 39.5, "em": 13.0, "sp": 8.3, "salm": 12.2},
+}
+
+
+def paper_lowest(flag: str) -> str:
+    cells = {m: v for m, v in PAPER[flag].items() if m != "clean"}
+    return min(cells, key=cells.get)
+
+
+def from_salm_cpu(flag: str, method: str, preset: str, seed: int) -> dict | None:
+    path = RESULTS / "salm_cpu.json"
+    if method not in ("clean", "salm") or not path.exists():
+        return None
+    for r in json.loads(path.read_text()):
+        if r["dataset"] == flag and r["preset"] == preset and r["seed"] == seed:
+            history = r["clean_history"] if method == "clean" else r["protected_history"]
+            return {
+                "test_accuracy": r["clean_accuracy"] if method == "clean" else r["protected_accuracy"],
+                "peak_test_accuracy": max(h["test_accuracy"] for h in history),
+                "majority_floor": r["majority_floor"],
+                "generation_s": 0.0 if method == "clean" else r["generation_s"],
+                "victim_s": r["clean_victim_s"] if method == "clean" else r["victim_s"],
+                "victim_recipe": r["victim_recipe"],
+                "measured_change": None if method == "clean" else r["measured_change"],
+                "taken_from": "salm_cpu.json",
+            }
+    return None
+
+
+def run_cell(flag: str, method: str, args, root) -> dict:
+    if method == "clean":
+        report = pipeline.evaluate(flag, preset_name=args.preset, root=str(root), seed=args.seed, progress=False)
+        return {"test_accuracy": report["test_accuracy"], "peak_test_accuracy": report["peak_test_accuracy"],
+                "majority_floor": report["majority_floor"], "generation_s": 0.0,
+                "victim_s": round(report["train_seconds"], 1), "victim_recipe": report["recipe"], "measured_change": None}
+    out = RESULTS / "runs" / f"table1_{args.preset}_{flag}_{method}"
+    release = pipeline.protect(flag, out, method=method, preset_name=args.preset, root=str(root), seed=args.seed,
+                               overwrite=True, progress=False)
+    report = pipeline.evaluate(str(out), preset_name=args.preset, seed=args.seed, progress=False)
+    return {"test_accuracy": report["test_accuracy"], "peak_test_accuracy": report["peak_test_accuracy"],
+            "majority_floor": report["majority_floor"], "generation_s": release.manifest["generation_seconds"],
+            "victim_s": round(report["train_seconds"], 1), "victim_recipe": report["recipe"],
+            "measured_change": release.manifest["measured"], "protect_params": release.manifest["params"]}
+
+
+def write(records: list[dict], preset: str) -> None:
+    (RESULTS / f"table1_{preset}.json").write_text(json.dumps(records, indent=2) + "\n")
+    cells = {(r["dataset"], r["method"]): r for r in records}
+    rows, timing, ordering = [], [], []
+    for flag in DATASETS:
+        if not any(d == flag for d, _ in cells):
+            continue
+        clean = cells.get((flag, "clean"))
+        row, times = [flag], [flag]
+        for method in COLUMNS:
+            r = cells.get((flag, method))
+            paper = PAPER[flag].get(method)
+            paper_text = f" [paper {paper:.1f}]" if paper is not None else ""
+            if r is None:
+                row.append("not run" + paper_text)
+                times.append("-")
+                continue
+            acc = 100 * r["test_accuracy"]
+            drop = f" (↓{100 * (clean['test_accuracy'] - r['test_accuracy']):.1f})" if clean and method != "clean" else ""
+            row.append(f"{acc:.1f}{drop}{paper_text}")
+            times.append(f"{r['generation_s']:.0f}")
+        rows.append(row)
+        timing.append(times)
+        done = {m: cells[(flag, m)]["test_accuracy"] for m in COLUMNS[1:] if (flag, m) in cells and m != "random"}
+        expected = paper_lowest(flag)
+        if len(done) == 4:
+            lowest = min(done, key=done.get)
+            verdict = "holds" if lowest == expected else f"does not hold: lowest here is {lowest.upper()}"
+            ordering.append(f"- {flag}: paper's lowest is {expected.upper()}; {verdict}.")
+        else:
+            ordering.append(f"- {flag}: paper's lowest is {expected.upper()}; not all methods run yet.")
+    first = records[0] if records else {}
+    floors = {r["dataset"]: f"{100 * r['majority_floor']:.1f}" for r in records}
+    text = (
+        f"# Table 1 at the `{preset}` preset\n\n"
+        f"Command: `{first.get('command', '')}` (commit {first.get('commit', '')}); first cell {first.get('date', '')}\n\n"
+        f"Machine: {first.get('machine', {})}\n\n"
+        "Test accuracy (%) of a victim ResNet-18 trained on each release (the preset's victim recipe, same seed for\n"
+        "all cells); ↓ is the drop from Clean; [paper] is the SALM paper's Table 1 (paper preset, GPU).\n\n"
+        f"{markdown_table(['dataset', *[c.upper() if c not in ('clean', 'random') else c.capitalize() for c in COLUMNS]], rows)}\n\n"
+        f"Majority-class floors (%): {floors}\n\n"
+        "Does the paper's ordering (which method protects best) hold here?\n\n" + "\n".join(ordering) + "\n\n"
+        "Generation wall time (s) per method:\n\n"
+        f"{markdown_table(['dataset', *COLUMNS], timing)}\n\n"
+        "Cells marked in table1_<preset>.json with `taken_from` reuse the identical run of benchmarks/salm_cpu.py.\n"
+    )
+    (RESULTS / f"table1_{preset}.md").write_text(text)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="breastmnist,retinamnist,pneumoniamnist,bloodmnist")
+    parser.add_argument("--methods", default=",".join(COLUMNS))
+    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    root, ctx = data_root(), context()
+    jsonl = RESULTS / f"table1_{args.preset}.jsonl"
+    records = [r for r in read_jsonl(jsonl) if r["seed"] == args.seed]
+    done = {(r["dataset"], r["method"]) for r in records}
+    for flag in args.datasets.split(","):
+        for method in args.methods.split(","):
+            if (flag, method) in done:
+                continue
+            start = time.perf_counter()
+            cell = from_salm_cpu(flag, method, args.preset, args.seed) or run_cell(flag, method, args, root)
+            record = {"dataset": flag, "method": method, "preset": args.preset, "seed": args.seed, **cell,
+                      "cell_s": round(time.perf_counter() - start, 1), **ctx}
+            append_jsonl(jsonl, record)
+            records.append(record)
+            write(records, args.preset)
+            print(flag, method, f"{record['test_accuracy']:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
