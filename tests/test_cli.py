@@ -144,3 +144,17 @@ def test_protect_then_evaluate_end_to_end(capsys, tmp_path, medmnist_root):
     assert report["release_manifest"]["method"] == "salm"
     assert report["clean"]["test_accuracy"] > report["majority_floor"]  # the clean victim learned something
     assert report["test_accuracy"] < report["clean"]["test_accuracy"]
+
+
+def test_utility_compares_a_release_with_its_original(capsys, tmp_path, tiny_npz):
+    out = tmp_path / "random"
+    assert run(capsys, "protect", str(tiny_npz), "--out", str(out), "--method", "random", "--quiet")[0] == 0
+    code, text, err = run(capsys, "utility", str(out), "--json", str(tmp_path / "u.json"))
+    assert code == 0, err
+    assert "SSIM %" in text and "L0 (% of positions)" in text
+    report = json.loads((tmp_path / "u.json").read_text())
+    assert report["method"] == "random" and report["images"] == 120
+    assert report["overall"]["linf"]["worst_5pct"] <= 8 and 0 < report["overall"]["ssim"]["mean"] < 100
+    assert set(report["per_class"]) == {"0", "1"}
+    code, _, err = run(capsys, "utility", str(tiny_npz))
+    assert code == 2 and "not a release folder" in err

@@ -115,13 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _add(p, VICTIM_OPTIONS)
 
+    p = verbs.add_parser("utility", help="how much a release changed its images (SSIM, PSNR, hashes, NMI, L-inf, L0)",
+                         description="Compare a release's train images with the originals it was made from.")
+    p.add_argument("release", help="release folder written by 'medshield protect'")
+    p.add_argument("--json", help="write the full results (overall and per class) as JSON to this file")
+    p.add_argument("--quiet", action="store_true", help="no table")
+
     verbs.add_parser("methods", help="list protection methods and their defaults")
     return parser
 
 
 def _run(args) -> int:
     from . import pipeline
-    from .report import evaluation_table
+    from .report import evaluation_table, utility_table
 
     if args.verb == "methods":
         from .protect import PROTECTIONS
@@ -158,6 +164,15 @@ def _run(args) -> int:
         if not args.quiet:
             print(f"{report['dataset']} (preset {report['preset']}, victim {report['recipe']['arch']}, seed {report['seed']})")
             print(evaluation_table(report))
+        return 0
+    if args.verb == "utility":
+        report = pipeline.utility(args.release)
+        if args.json:
+            Path(args.json).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        if not args.quiet:
+            print(f"{report['dataset']}: {report['method']} release, {report['images']} train images")
+            print(utility_table(report))
         return 0
     raise AssertionError(args.verb)
 

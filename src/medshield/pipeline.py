@@ -140,3 +140,16 @@ def evaluate(
         report["clean"] = results["clean"]
         report["accuracy_drop"] = results["clean"]["test_accuracy"] - main["test_accuracy"]
     return report
+
+
+def utility(spec: str) -> dict:
+    """Similarity of a release's train images to the originals (see evaluate.utility)."""
+    from .evaluate.utility import utility_report
+
+    data, release = open_dataset(spec)
+    if release is None:
+        raise InputError(f"{spec} is not a release folder; utility compares a release with its original")
+    original = original_of(release)
+    report = utility_report(original.images("train"), data.images("train"), data.labels("train"))
+    return {"dataset": data.name, "source": str(spec), "method": release.manifest["method"],
+            "params": release.manifest["params"], "created": now_iso(), **report}

@@ -36,3 +36,20 @@ def evaluation_table(report: dict) -> str:
     if "accuracy_drop" in report:
         table += f"\n\nprotection drop: {100 * report['accuracy_drop']:.1f} points of test accuracy"
     return table
+
+
+UTILITY_ROWS = [
+    ("ssim", "SSIM %"), ("psnr", "PSNR dB"), ("ahash", "aHash %"), ("phash", "pHash %"), ("dhash", "dHash %"),
+    ("nmi", "NMI %"), ("segmentation_agreement", "segmentation agreement %"), ("linf", "L-inf (pixel values)"),
+    ("l0", "L0 (% of positions)"),
+]
+
+
+def utility_table(report: dict) -> str:
+    """One row per similarity measure: mean and worst 5 % over the released train images."""
+    rows = []
+    for key, label in UTILITY_ROWS:
+        summary = report["overall"][key]
+        scale = 100.0 if key == "l0" else 1.0
+        rows.append([label, f"{scale * summary['mean']:.2f}", f"{scale * summary['worst_5pct']:.2f}"])
+    return markdown_table(["measure", "mean", "worst 5 %"], rows)

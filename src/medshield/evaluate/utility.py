@@ -1,0 +1,105 @@
+"""Is the protected image still the same image? Similarity between originals and releases.
+
+Definitions (so numbers compare with the SALM paper's Table 5):
+
+- SSIM: ``skimage.metrics.structural_similarity``, 7x7 uniform window, data range 255 (the
+  stored format's full range), channels averaged for colour; 100 % = identical.
+- PSNR: ``skimage.metrics.peak_signal_noise_ratio``, data range 255, in dB; inf = identical.
+- aHash / pHash / dHash: ImageHash with hash size 8 (64 bits) on the 8-bit image (colour
+  converted to gray by PIL); similarity = 100 % x (1 - Hamming distance / 64).
+- NMI: ``skimage.metrics.normalized_mutual_information`` with 256 bins (one per gray level),
+  which is (H(A) + H(B)) / H(A, B) in [1, 2]; reported as 100 % x (NMI - 1) = I(A; B) / H(A, B),
+  so identical images score 100 % and independent ones 0 %. A constant image (no entropy) that is
+  unchanged scores 100 %.
+- L-inf: largest change of any value, in pixel units; L0: fraction of pixel *positions* changed
+  (a position counts once however many of its channels changed).
+- Segmentation agreement: both images segmented the same way (Otsu threshold, then a binary
+  opening and small-object removal); the fraction of pixels whose label is the same.
+
+Per-image values are aggregated per dataset and per class as the mean and the worst 5 % (the
+5th percentile for similarities, the 95th for changes).
+"""
+from __future__ import annotations
+
+import imagehash
+import numpy as np
+from PIL import Image
+from skimage import filters, morphology
+from skimage.metrics import normalized_mutual_information, peak_signal_noise_ratio, structural_similarity
+
+HASHES = {"ahash": imagehash.average_hash, "phash": imagehash.phash, "dhash": imagehash.dhash}
+HASH_SIZE = 8
+#: metric -> True when higher means more similar (decides which tail is the "worst 5 %")
+HIGHER_IS_SIMILAR = {"ssim": True, "psnr": True, "ahash": True, "phash": True, "dhash": True, "nmi": True,
+                     "segmentation_agreement": True, "linf": False, "l0": False}
+
+
+def _hash_similarity(a: np.ndarray, b: np.ndarray, function) -> float:
+    ha, hb = function(Image.fromarray(a), hash_size=HASH_SIZE), function(Image.fromarray(b), hash_size=HASH_SIZE)
+    return 100.0 * (1.0 - (ha - hb) / ha.hash.size)
+
+
+def _nmi(a: np.ndarray, b: np.ndarray) -> float:
+    if np.array_equal(a, b):
+        return 100.0
+    value = normalized_mutual_information(a, b, bins=256)
+    return 100.0 * (value - 1.0) if np.isfinite(value) else 0.0
+
+
+def segment(image: np.ndarray) -> np.ndarray:
+    """Classical foreground mask: Otsu threshold on the gray image, opening, small objects out."""
+    gray = image if image.ndim == 2 else image.mean(axis=-1)
+    if gray.min() == gray.max():
+        return np.zeros(gray.shape, dtype=bool)
+    mask = gray > filters.threshold_otsu(gray)
+    mask = morphology.opening(mask, morphology.disk(1))
+    return morphology.remove_small_objects(mask, max_size=max(1, gray.size // 500))
+
+
+def image_metrics(original: np.ndarray, released: np.ndarray) -> dict[str, float]:
+    """Every similarity measure for one stored image pair, (H, W) or (H, W, C) uint8."""
+    colour = original.ndim == 3
+    diff = np.abs(released.astype(np.int16) - original.astype(np.int16))
+    changed = diff.any(axis=-1) if colour else diff > 0
+    identical = not changed.any()
+    metrics = {
+        "ssim": 100.0 * structural_similarity(original, released, data_range=255, channel_axis=-1 if colour else None),
+        "psnr": float("inf") if identical else float(peak_signal_noise_ratio(original, released, data_range=255)),
+        "nmi": _nmi(original, released),
+        "linf": float(diff.max()),
+        "l0": float(changed.mean()),
+        "segmentation_agreement": 100.0 * float((segment(original) == segment(released)).mean()),
+    }
+    for name, function in HASHES.items():
+        metrics[name] = _hash_similarity(original, released, function)
+    return {name: float(value) for name, value in metrics.items()}
+
+
+def _summary(values: np.ndarray, higher_is_similar: bool) -> dict[str, float]:
+    """Mean and worst 5 % (no interpolation, so an infinite PSNR never turns into NaN).
+
+    The mean skips infinite values (identical pairs have no finite PSNR); ``identical`` counts them.
+    """
+    finite = values[np.isfinite(values)]
+    worst = np.percentile(values, 5, method="lower") if higher_is_similar else np.percentile(values, 95, method="higher")
+    return {
+        "mean": float(finite.mean()) if len(finite) else float("inf"),
+        "worst_5pct": float(worst),
+        "identical": int(len(values) - len(finite)),
+    }
+
+
+def utility_report(original: np.ndarray, released: np.ndarray, labels: np.ndarray | None = None) -> dict:
+    """Per-metric mean and worst 5 % over the dataset and per class; and the per-image table."""
+    if original.shape != released.shape:
+        raise ValueError(f"shape mismatch: original {original.shape} vs released {released.shape}")
+    rows = [image_metrics(a, b) for a, b in zip(original, released)]
+    table = {name: np.array([row[name] for row in rows]) for name in HIGHER_IS_SIMILAR}
+    report = {"images": len(rows), "overall": {n: _summary(v, HIGHER_IS_SIMILAR[n]) for n, v in table.items()}}
+    if labels is not None:
+        labels = np.asarray(labels).reshape(-1)
+        report["per_class"] = {
+            int(c): {n: _summary(v[labels == c], HIGHER_IS_SIMILAR[n]) for n, v in table.items()}
+            for c in np.unique(labels)
+        }
+    return report

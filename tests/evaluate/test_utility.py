@@ -1,0 +1,72 @@
+"""Utility metrics: identical images score perfectly, perturbed ones move the right way."""
+import math
+
+import numpy as np
+import pytest
+
+from medshield.evaluate.utility import image_metrics, segment, utility_report
+
+SIMILARITIES = ("ssim", "ahash", "phash", "dhash", "nmi", "segmentation_agreement")
+
+
+def textured(seed=0, shape=(28, 28)):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(40, 120, size=shape).astype(np.uint8)
+    image[8:20, 8:20] = 210  # an object Otsu separates from the background
+    return image
+
+
+def perturbed(image, amount, seed=1):
+    rng = np.random.default_rng(seed)
+    return np.clip(image.astype(int) + rng.integers(-amount, amount + 1, size=image.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (28, 28, 3)])
+def test_identical_images_score_perfectly(shape):
+    image = textured(shape=shape)
+    m = image_metrics(image, image.copy())
+    for name in SIMILARITIES:
+        assert m[name] == pytest.approx(100.0), name
+    assert math.isinf(m["psnr"]) and m["linf"] == 0 and m["l0"] == 0
+
+
+def test_metrics_move_the_right_way_with_more_noise():
+    image = textured()
+    small, large = image_metrics(image, perturbed(image, 4)), image_metrics(image, perturbed(image, 40))
+    for name in ("ssim", "nmi", "psnr"):
+        assert 0 < large[name] < small[name] < (100.0 if name != "psnr" else np.inf), name
+    for name in ("ahash", "phash", "dhash"):
+        assert large[name] <= small[name] <= 100.0
+    assert large["phash"] < 100.0
+    assert small["linf"] == 4 and large["linf"] == 40
+
+
+def test_l0_counts_positions_not_channel_values():
+    image = textured(shape=(28, 28, 3))
+    changed = image.copy()
+    changed[0, 0, :] += 1  # one position, three values
+    changed[5, 5, 1] += 1  # one position, one value
+    assert image_metrics(image, changed)["l0"] == pytest.approx(2 / 784)
+
+
+def test_segmentation_agreement_drops_when_the_object_changes():
+    image = textured()
+    moved = image.copy()
+    moved[8:20, 8:20] = 80
+    moved[2:14, 14:26] = 210
+    assert (segment(image) == segment(image)).all()
+    assert image_metrics(image, moved)["segmentation_agreement"] < 80
+
+
+def test_report_aggregates_per_class_with_worst_tail():
+    originals = np.stack([textured(seed=i) for i in range(20)])
+    released = originals.copy()
+    released[:10] = [perturbed(x, 8, seed=i) for i, x in enumerate(originals[:10])]
+    labels = np.array([0] * 10 + [1] * 10)
+    report = utility_report(originals, released, labels)
+    assert report["images"] == 20
+    assert report["per_class"][1]["ssim"]["mean"] == pytest.approx(100.0)
+    assert report["per_class"][0]["ssim"]["mean"] < 100.0
+    assert report["overall"]["ssim"]["worst_5pct"] <= report["overall"]["ssim"]["mean"]
+    assert report["overall"]["psnr"]["identical"] == 10 and math.isfinite(report["overall"]["psnr"]["mean"])
+    assert report["overall"]["l0"]["worst_5pct"] >= report["overall"]["l0"]["mean"]
