@@ -16,6 +16,7 @@ from ..data.tensors import to_float, to_tensor
 from ..errors import InputError
 from ..models import MODELS, create_model, memory_format
 from ..protect._augment import flip_crop
+from .defenses import Defense
 from .metrics import classification_metrics
 
 OPTIMIZERS = ("sgd", "adam")
@@ -81,6 +82,7 @@ def train_victim(
     seed: int = 0,
     device: str = "auto",
     progress: bool = True,
+    defense: Defense | None = None,
 ) -> dict:
     """Train ``recipe`` on ``train``'s train split, score on ``test``'s test split.
 
@@ -89,7 +91,10 @@ def train_victim(
     """
     generator = seed_everything(seed)
     dev = pick_device(device)
-    x = to_tensor(train.images("train"))
+    train_images = train.images("train")
+    if defense is not None and defense.kind == "data":
+        train_images = defense.apply(train_images)
+    x = to_tensor(train_images)
     y = torch.from_numpy(train.labels("train"))
     x_test = to_tensor(test.images("test"))
     y_test = test.labels("test")
@@ -123,8 +128,12 @@ def train_victim(
             xb, yb = to_float(x[index]).to(dev), y[index].to(dev)
             if recipe.augment:
                 xb = flip_crop(xb, generator)
-            logits = model(xb.contiguous(memory_format=fmt))
-            loss = F.cross_entropy(logits, yb)
+            xb = xb.contiguous(memory_format=fmt)
+            if defense is not None and defense.kind == "train":
+                loss, logits = defense.loss(model, xb, yb, generator, train.num_classes)
+            else:
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -148,6 +157,7 @@ def train_victim(
         "peak_test_accuracy": max(h["test_accuracy"] for h in history),
         "train_seconds": time.perf_counter() - start,
         "recipe": asdict(recipe),
+        "defense": defense.describe() if defense is not None else None,
         "seed": seed,
         "history": history,
     }

@@ -5,11 +5,14 @@ import torch
 from torch import nn
 
 from .._registry import Registry
-from . import resnet
+from . import densenet, resnet, small, vgg
 
 MODELS: Registry = Registry("architecture")
 MODELS.register("resnet18")(resnet.resnet18)
 MODELS.register("resnet50")(resnet.resnet50)
+MODELS.register("vgg11")(vgg.vgg11)
+MODELS.register("densenet121")(densenet.densenet121)
+MODELS.register("small-cnn")(small.small_cnn)
 
 
 def list_models(pattern: str = "*") -> list[str]:

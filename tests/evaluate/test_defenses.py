@@ -1,0 +1,97 @@
+"""Each defense transforms data as specified, and training with it runs."""
+import numpy as np
+import pytest
+import torch
+
+from medshield.data import load
+from medshield.errors import InputError
+from medshield.evaluate import Recipe, train_victim
+from medshield.evaluate.defenses import create_defense, list_defenses, parse_defense
+
+
+def flat(value=100, shape=(2, 16, 16)):
+    return np.full(shape, value, dtype=np.uint8)
+
+
+def test_median_filter_removes_an_isolated_spike_mean_spreads_it():
+    images = flat()
+    images[0, 8, 8] = 255
+    assert (create_defense("median").apply(images) == 100).all()
+    smoothed = create_defense("mean").apply(images)
+    assert smoothed[0, 8, 8] == round(100 + 155 / 9) and smoothed[0, 7, 7] == smoothed[0, 8, 8]
+
+
+def test_gaussian_blur_is_a_weighted_low_pass():
+    images = flat()
+    images[0, 8, 8] = 255
+    weak, strong = create_defense("gaussian").apply(images), create_defense("gaussian", sigma=1.0).apply(images)
+    assert weak[0, 8, 8] > strong[0, 8, 8] > 100 and strong[0, 7, 8] > 100 and strong[0, 5, 8] == 100
+
+
+def test_bit_depth_keeps_only_the_top_bits():
+    images = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    out = create_defense("bitdepth", bits=2).apply(images)
+    assert sorted(np.unique(out)) == [32, 96, 160, 224]
+
+
+def test_jpeg_changes_a_noisy_image_and_lower_quality_changes_it_more():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(2, 28, 28, 3), dtype=np.uint8)
+    q10, q75 = create_defense("jpeg", quality=10).apply(images), create_defense("jpeg", quality=75).apply(images)
+    assert q10.shape == images.shape and q10.dtype == np.uint8
+    error = lambda out: np.abs(out.astype(int) - images).mean()  # noqa: E731
+    assert error(q10) > error(q75) > 0
+
+
+def test_grayscale_is_a_noop_on_one_channel_and_equalizes_channels_otherwise():
+    gray = np.random.default_rng(0).integers(0, 256, size=(2, 8, 8), dtype=np.uint8)
+    defense = create_defense("grayscale")
+    assert np.array_equal(defense.apply(gray), gray) and "no-op" in defense.describe()["note"]
+    colour = np.random.default_rng(1).integers(0, 256, size=(2, 8, 8, 3), dtype=np.uint8)
+    out = defense.apply(colour)
+    assert out.shape == colour.shape and (out[..., 0] == out[..., 2]).all()
+
+
+def test_central_crop_zooms_into_the_centre():
+    images = np.zeros((1, 16, 16), np.uint8)
+    images[0, 4:12, 4:12] = 200  # a centred square covering half the side
+    out = create_defense("crop", fraction=0.5).apply(images)
+    assert out.shape == images.shape and (out[0, 2:14, 2:14] == 200).all()
+
+
+def test_cutout_zeroes_a_square_and_mixup_blends():
+    torch.manual_seed(0)
+    seen = {}
+
+    def model(x):
+        seen["x"] = x
+        return torch.zeros(len(x), 2, requires_grad=True)
+
+    x, y = torch.ones(4, 1, 28, 28), torch.tensor([0, 1, 0, 1])
+    create_defense("cutout").loss(model, x, y, torch.Generator().manual_seed(0), 2)
+    zeros = (seen["x"] == 0).flatten(1).sum(1)
+    assert (zeros > 0).all() and (zeros <= 14 * 14).all()
+    x = torch.arange(4).float().view(4, 1, 1, 1).expand(4, 1, 8, 8).clone()
+    create_defense("mixup").loss(model, x, y, torch.Generator().manual_seed(0), 2)
+    assert not torch.equal(seen["x"], x) and seen["x"].min() >= 0 and seen["x"].max() <= 3
+
+
+def test_registry_and_spec_parsing():
+    assert {"mean", "median", "gaussian", "crop", "jpeg", "bitdepth", "grayscale", "cutout", "mixup", "cutmix",
+            "adversarial", "strong-augment"} <= set(list_defenses())
+    assert parse_defense("jpeg:quality=30").params == {"quality": 30}
+    assert parse_defense("adversarial:eps=4").params["step_size"] == 1.0
+    with pytest.raises(InputError, match="unknown defense"):
+        parse_defense("magic")
+    with pytest.raises(InputError, match="needs a number"):
+        parse_defense("jpeg:quality=high")
+    with pytest.raises(InputError, match="defense 'jpeg'"):
+        parse_defense("jpeg:level=3")
+
+
+@pytest.mark.parametrize("spec", ["median", "cutmix", "adversarial:steps=2", "strong-augment:repeats=2"])
+def test_training_with_each_kind_of_defense_runs_and_is_recorded(tiny_npz, spec):
+    data = load(str(tiny_npz))
+    recipe = Recipe(arch="small-cnn", width=8, epochs=1, iterations=None)
+    result = train_victim(data, data, recipe, seed=0, progress=False, defense=parse_defense(spec))
+    assert result["defense"]["name"] == spec.split(":")[0] and 0 <= result["test_accuracy"] <= 1
