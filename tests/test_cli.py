@@ -158,3 +158,30 @@ def test_utility_compares_a_release_with_its_original(capsys, tmp_path, tiny_npz
     assert set(report["per_class"]) == {"0", "1"}
     code, _, err = run(capsys, "utility", str(tiny_npz))
     assert code == 2 and "not a release folder" in err
+
+
+def test_grid_runs_victims_by_defenses_and_resumes(capsys, tmp_path, tiny_npz):
+    release = tmp_path / "rel"
+    assert run(capsys, "protect", str(tiny_npz), "--out", str(release), "--method", "random", "--quiet")[0] == 0
+    grid = tmp_path / "grid"
+    argv = ["grid", str(release), "--out", str(grid), "--victims", "small-cnn", "--defenses", "none;median;jpeg:quality=30",
+            "--epochs", "1", "--width", "8", "--quiet"]
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    cells = json.loads((grid / "grid.json").read_text())["cells"]
+    assert [c["defense"] for c in cells] == ["none", "median", "jpeg:quality=30"]
+    assert all(0 <= c["clean_test_accuracy"] <= 1 and 0 <= c["protected_test_accuracy"] <= 1 for c in cells)
+    assert cells[2]["defense_detail"] == {"name": "jpeg", "kind": "data", "params": {"quality": 30}}
+    assert "clean-trained acc %" in (grid / "grid.md").read_text()
+    journal = (grid / "grid.jsonl").read_text()
+    assert run(capsys, *argv)[0] == 0  # finished cells are not recomputed
+    assert (grid / "grid.jsonl").read_text() == journal
+    code, _, err = run(capsys, "grid", str(release), "--out", str(grid), "--defenses", "blur")
+    assert code == 2 and "unknown defense 'blur'" in err
+
+
+def test_evaluate_with_a_defense_records_it(capsys, tmp_path, tiny_npz):
+    code, _, err = run(capsys, "evaluate", str(tiny_npz), "--arch", "small-cnn", "--width", "8", "--epochs", "1",
+                       "--defense", "bitdepth:bits=3", "--json", str(tmp_path / "e.json"), "--quiet")
+    assert code == 0, err
+    assert json.loads((tmp_path / "e.json").read_text())["defense"]["params"] == {"bits": 3}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import InputError
+from .evaluate.defenses import list_defenses
 from .models import list_models
 from .presets import PRESETS
 from .protect import list_protections
@@ -112,8 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", help="release folder, MedMNIST flag or .npz")
     p.add_argument("--compare", action="store_true", help="for a release: also train on the original, same recipe and seed")
     p.add_argument("--json", help="write the results as JSON to this file")
+    p.add_argument("--defense", help=f"adversary's defense, NAME[:key=value,...]; one of {', '.join(list_defenses())}")
     _common(p)
     _add(p, VICTIM_OPTIONS)
+
+    p = verbs.add_parser("grid", help="evaluate a release against victims x defenses (resumable)",
+                         description="Train every victim under every defense on a release and on its original.")
+    p.add_argument("release", help="release folder written by 'medshield protect'")
+    p.add_argument("--out", required=True, help="folder for grid.jsonl (journal), grid.json and grid.md")
+    p.add_argument("--victims", default="resnet18", help="comma-separated architectures")
+    p.add_argument("--defenses", default="none", help="semicolon-separated NAME[:key=value,...] or 'none'")
+    _common(p)
+    _add(p, [o for o in VICTIM_OPTIONS if o[1] != "arch"])
 
     p = verbs.add_parser("utility", help="how much a release changed its images (SSIM, PSNR, hashes, NMI, L-inf, L0)",
                          description="Compare a release's train images with the originals it was made from.")
@@ -127,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args) -> int:
     from . import pipeline
-    from .report import evaluation_table, utility_table
+    from .report import evaluation_table, grid_table, utility_table
 
     if args.verb == "methods":
         from .protect import PROTECTIONS
@@ -157,13 +168,22 @@ def _run(args) -> int:
             Path(args.json).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         report = pipeline.evaluate(
             args.dataset, preset_name=args.preset, recipe=_given(args, VICTIM_OPTIONS), root=args.root,
-            seed=args.seed, compare=args.compare, device=args.device, progress=not args.quiet,
+            seed=args.seed, compare=args.compare, device=args.device, progress=not args.quiet, defense=args.defense,
         )
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
         if not args.quiet:
             print(f"{report['dataset']} (preset {report['preset']}, victim {report['recipe']['arch']}, seed {report['seed']})")
             print(evaluation_table(report))
+        return 0
+    if args.verb == "grid":
+        cells = pipeline.grid(
+            args.release, args.out, victims=args.victims.split(","), defenses=[d for d in args.defenses.split(";") if d],
+            preset_name=args.preset, recipe=_given(args, [o for o in VICTIM_OPTIONS if o[1] != "arch"]),
+            seed=args.seed, device=args.device, progress=not args.quiet,
+        )
+        if not args.quiet:
+            print(grid_table(cells))
         return 0
     if args.verb == "utility":
         report = pipeline.utility(args.release)

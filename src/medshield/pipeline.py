@@ -10,6 +10,7 @@ from ._runtime import machine, now_iso, package_versions, sha256_file
 from .data.medmnist import MedMNISTData, load
 from .data.release import PERTURBATION, Release, check_output_dir, is_release, read_release, write_release
 from .errors import InputError
+from .evaluate.defenses import parse_defense
 from .evaluate.train import Recipe, train_victim
 from .presets import preset
 from .protect import PROTECTIONS, create_protection
@@ -105,11 +106,15 @@ def evaluate(
     compare: bool = False,
     device: str = "auto",
     progress: bool = True,
+    defense: str | None = None,
 ) -> dict:
     """Train a victim on a dataset's train split and score it on the test split.
 
     With ``compare`` and a release, also trains the same recipe and seed on the original data.
+    ``defense`` (e.g. ``"jpeg:quality=10"``) is what the adversary does to the training data or
+    the training; with ``compare`` the clean run uses the same defense.
     """
+    chosen = parse_defense(defense) if defense else None
     settings = {**preset(preset_name, "victim"), **(recipe or {})}
     if settings.get("epochs") is not None and "iterations" not in (recipe or {}):
         settings["iterations"] = None
@@ -122,7 +127,7 @@ def evaluate(
         runs["clean"] = original_of(release)
     results = {}
     for label, train_data in runs.items():
-        result = train_victim(train_data, data, victim, seed=seed, device=device, progress=progress)
+        result = train_victim(train_data, data, victim, seed=seed, device=device, progress=progress, defense=chosen)
         results[label] = {"training_data": label, **result}
     main = results["protected" if release else "clean"]
     report = {
@@ -153,3 +158,66 @@ def utility(spec: str) -> dict:
     report = utility_report(original.images("train"), data.images("train"), data.labels("train"))
     return {"dataset": data.name, "source": str(spec), "method": release.manifest["method"],
             "params": release.manifest["params"], "created": now_iso(), **report}
+
+
+def grid(
+    release_dir: str,
+    out: str | Path,
+    *,
+    victims: list[str],
+    defenses: list[str],
+    preset_name: str = "paper",
+    recipe: dict | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+) -> list[dict]:
+    """Every victim x defense on a release, each beside the same training on the original.
+
+    Cells are appended to ``out/grid.jsonl`` as they finish; a cell already there (same victim,
+    defense, preset, seed and recipe options) is not recomputed, so an interrupted grid resumes.
+    """
+    import json
+
+    data, release = open_dataset(release_dir)
+    if release is None:
+        raise InputError(f"{release_dir} is not a release folder; grid evaluates a release written by 'medshield protect'")
+    for spec in defenses:
+        if spec != "none":
+            parse_defense(spec)  # fail on a bad name before hours of training
+    original = original_of(release)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    journal = out / "grid.jsonl"
+    cells = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()] if journal.exists() else []
+    key = lambda arch, spec: {"arch": arch, "defense": spec, "preset": preset_name, "seed": seed, "options": recipe or {}}  # noqa: E731
+    done = [c["key"] for c in cells]
+    todo = [(a, d) for a in victims for d in defenses if key(a, d) not in done]
+    for n, (arch, spec) in enumerate(todo, 1):
+        if progress:
+            print(f"grid cell {n}/{len(todo)}: {arch} + {spec}", file=sys.stderr, flush=True)
+        settings = {**preset(preset_name, "victim"), **(recipe or {}), "arch": arch}
+        if settings.get("epochs") is not None and "iterations" not in (recipe or {}):
+            settings["iterations"] = None
+        victim = Recipe(**settings)
+        chosen = parse_defense(spec) if spec != "none" else None
+        runs = {label: train_victim(train, data, victim, seed=seed, device=device, progress=progress, defense=chosen)
+                for label, train in (("protected", data), ("clean", original))}
+        cell = {"key": key(arch, spec), "arch": arch, "defense": spec, "recipe": runs["clean"]["recipe"],
+                "defense_detail": runs["clean"]["defense"], "created": now_iso(),
+                **{f"{label}_{metric}": runs[label][metric] for label in runs
+                   for metric in ("test_accuracy", "peak_test_accuracy", "balanced_accuracy", "auc", "train_seconds")},
+                "majority_floor": runs["clean"]["majority_floor"]}
+        with open(journal, "a") as handle:
+            handle.write(json.dumps(cell) + "\n")
+        cells.append(cell)
+    wanted = [key(a, d) for a in victims for d in defenses]
+    chosen_cells = [c for c in cells if c["key"] in wanted]
+    (out / "grid.json").write_text(json.dumps({"release": str(release_dir), "manifest": {k: release.manifest[k] for k in ("method", "params", "seed")},
+                                               "preset": preset_name, "machine": machine(), "versions": package_versions(),
+                                               "cells": chosen_cells}, indent=2) + "\n")
+    from .report import grid_table
+
+    (out / "grid.md").write_text(f"# {data.name}: {release.manifest['method']} release, victims x defenses (preset {preset_name}, seed {seed})\n\n"
+                                 + grid_table(chosen_cells) + "\n")
+    return chosen_cells

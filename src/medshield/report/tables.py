@@ -53,3 +53,16 @@ def utility_table(report: dict) -> str:
         scale = 100.0 if key == "l0" else 1.0
         rows.append([label, f"{scale * summary['mean']:.2f}", f"{scale * summary['worst_5pct']:.2f}"])
     return markdown_table(["measure", "mean", "worst 5 %"], rows)
+
+
+def grid_table(cells: list[dict]) -> str:
+    """One row per victim + defense: clean-trained, protected-trained accuracy, drop (and peaks)."""
+    rows = [
+        [c["arch"], c["defense"], fmt_pct(c["clean_test_accuracy"]), fmt_pct(c["protected_test_accuracy"]),
+         f"{100 * (c['clean_test_accuracy'] - c['protected_test_accuracy']):.1f}", fmt_pct(c["protected_peak_test_accuracy"]),
+         fmt_pct(c["majority_floor"])]
+        for c in cells
+    ]
+    headers = ["victim", "defense", "clean-trained acc %", "protected-trained acc %", "drop (points)",
+               "protected peak acc %", "majority floor %"]
+    return markdown_table(headers, rows)
