@@ -185,3 +185,27 @@ def test_evaluate_with_a_defense_records_it(capsys, tmp_path, tiny_npz):
                        "--defense", "bitdepth:bits=3", "--json", str(tmp_path / "e.json"), "--quiet")
     assert code == 0, err
     assert json.loads((tmp_path / "e.json").read_text())["defense"]["params"] == {"bits": 3}
+
+
+def test_partial_protection_by_class_and_fraction(capsys, tmp_path, tiny_npz):
+    original = np.load(tiny_npz)
+    labels = original["train_labels"][:, 0]
+    out = tmp_path / "classes"
+    assert run(capsys, "protect", str(tiny_npz), "--out", str(out), "--method", "random", "--classes", "1", "--quiet")[0] == 0
+    released = np.load(out / "tiny.npz")["train_images"]
+    changed = (released != original["train_images"]).reshape(len(labels), -1).any(axis=1)
+    assert changed[labels == 1].all() and not changed[labels == 0].any()
+    assert json.loads((out / "manifest.json").read_text())["partial"]["protected_images"] == int((labels == 1).sum())
+    code, text, err = run(capsys, "evaluate", str(out), "--compare", "--arch", "small-cnn", "--width", "8", "--epochs", "1",
+                          "--json", str(tmp_path / "e.json"))
+    assert code == 0, err
+    split = json.loads((tmp_path / "e.json").read_text())["by_protection"]
+    assert set(split) == {"protected", "clean"} and 0 <= split["protected"]["protected_classes_accuracy"] <= 1
+    assert "on the protected classes" in text
+
+    out = tmp_path / "half"
+    assert run(capsys, "protect", str(tiny_npz), "--out", str(out), "--method", "random", "--fraction", "0.5", "--quiet")[0] == 0
+    released = np.load(out / "tiny.npz")["train_images"]
+    assert (released != original["train_images"]).reshape(len(labels), -1).any(axis=1).sum() == 60
+    code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(tmp_path / "x"), "--classes", "7")
+    assert code == 2 and "--classes [7]" in err

@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="new folder for the release")
     p.add_argument("--method", default="salm", choices=list_protections(), help="protection method; 'medshield methods' lists each with its parameters")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--fraction", type=float, default=1.0, help="protect only this seeded random fraction of the train images")
+    p.add_argument("--classes", type=lambda t: [int(c) for c in t.split(",")], help="protect only images of these labels, e.g. 0,3")
     _common(p)
     _add(p, PROTECT_OPTIONS)
 
@@ -153,6 +155,7 @@ def _run(args) -> int:
         release = pipeline.protect(
             args.dataset, args.out, method=args.method, preset_name=args.preset, params=_given(args, PROTECT_OPTIONS),
             root=args.root, seed=args.seed, overwrite=args.overwrite, device=args.device, progress=not args.quiet,
+            fraction=args.fraction, classes=args.classes,
         )
         m = release.manifest
         if not args.quiet:

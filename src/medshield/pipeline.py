@@ -5,6 +5,8 @@ import inspect
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 from ._runtime import machine, now_iso, package_versions, sha256_file
 from .data.medmnist import MedMNISTData, load
@@ -39,8 +41,17 @@ def protect(
     overwrite: bool = False,
     device: str = "auto",
     progress: bool = True,
+    fraction: float = 1.0,
+    classes: list[int] | None = None,
 ) -> Release:
-    """Protect ``dataset``'s train split and write a release folder to ``out``."""
+    """Protect ``dataset``'s train split and write a release folder to ``out``.
+
+    Partial protection (paper Table 6, Appendix D.1): the perturbation is computed on the whole
+    train split, then kept only on a seeded random ``fraction`` of the images and/or only on
+    images of the given ``classes``; the others are released unchanged.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise InputError(f"fraction must be in (0, 1], got {fraction}")
     accepted = method_parameters(method)
     settings = {k: v for k, v in preset(preset_name, "protect", method).items() if k in accepted}
     for name, value in (params or {}).items():
@@ -50,7 +61,10 @@ def protect(
     protection = create_protection(method, **settings)
     data = load(dataset, root)
     check_output_dir(out, [data.path], overwrite)  # fail before hours of work, not after
+    selected = select_for_protection(data, fraction, classes, seed)
     result = protection.protect(data, seed=seed, device=device, progress=progress)
+    if not selected.all():
+        result.images = np.where(selected.reshape((-1,) + (1,) * (result.images.ndim - 1)), result.images, data.images("train"))
     manifest = {
         "medshield": __version__,
         "created": now_iso(),
@@ -65,6 +79,7 @@ def protect(
         "perturbation_file": PERTURBATION,
         "num_classes": data.num_classes,
         "train_images": int(len(result.images)),
+        "partial": {"fraction": fraction, "classes": classes, "protected_images": int(selected.sum())},
         "generation_seconds": round(result.seconds, 2),
         "source_log": result.log,
         "versions": package_versions(),
@@ -73,6 +88,23 @@ def protect(
     return write_release(
         out, data, result.images, manifest, max_linf=result.max_linf, max_l0=result.max_l0, overwrite=overwrite
     )
+
+
+def select_for_protection(data: MedMNISTData, fraction: float, classes: list[int] | None, seed: int) -> np.ndarray:
+    """Boolean mask of the train images that keep their perturbation."""
+    labels = data.labels("train")
+    selected = np.ones(len(labels), dtype=bool)
+    if classes is not None:
+        unknown = sorted(set(classes) - set(range(data.num_classes)))
+        if unknown:
+            raise InputError(f"--classes {unknown} not in this dataset's labels 0..{data.num_classes - 1}")
+        selected &= np.isin(labels, classes)
+    if fraction < 1.0:
+        candidates = np.flatnonzero(selected)
+        keep = np.random.default_rng(seed).permutation(candidates)[: round(fraction * len(candidates))]
+        selected = np.zeros_like(selected)
+        selected[keep] = True
+    return selected
 
 
 def open_dataset(spec: str, root: str | None = None) -> tuple[MedMNISTData, Release | None]:
@@ -140,7 +172,10 @@ def evaluate(
         **main,
     }
     if release is not None:
-        report["release_manifest"] = {k: release.manifest[k] for k in ("method", "preset", "seed", "params", "measured")}
+        report["release_manifest"] = {k: release.manifest.get(k) for k in ("method", "preset", "seed", "params", "measured", "partial")}
+        classes = (release.manifest.get("partial") or {}).get("classes")
+        if classes:
+            report["by_protection"] = split_by_classes(results, classes)
     if compare:
         report["clean"] = results["clean"]
         report["accuracy_drop"] = results["clean"]["test_accuracy"] - main["test_accuracy"]
@@ -158,6 +193,20 @@ def utility(spec: str) -> dict:
     report = utility_report(original.images("train"), data.images("train"), data.labels("train"))
     return {"dataset": data.name, "source": str(spec), "method": release.manifest["method"],
             "params": release.manifest["params"], "created": now_iso(), **report}
+
+
+def split_by_classes(results: dict, classes: list[int]) -> dict:
+    """Test accuracy on the protected classes and on the others, for each training run."""
+    split = {}
+    for label, result in results.items():
+        accuracy, count = result["per_class_accuracy"], result["per_class_count"]
+        groups = {"protected_classes_accuracy": [c for c in count if c in classes],
+                  "other_classes_accuracy": [c for c in count if c not in classes]}
+        split[label] = {
+            name: (sum(accuracy[c] * count[c] for c in members) / sum(count[c] for c in members)) if members else None
+            for name, members in groups.items()
+        }
+    return split
 
 
 def grid(

@@ -8,7 +8,8 @@ def test_perfect_binary():
     labels = np.array([0, 1, 1, 0])
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3]])
     m = classification_metrics(labels, probs)
-    assert m == {"test_accuracy": 1.0, "balanced_accuracy": 1.0, "auc": 1.0, "majority_floor": 0.5}
+    assert m == {"test_accuracy": 1.0, "balanced_accuracy": 1.0, "auc": 1.0, "majority_floor": 0.5,
+                 "per_class_accuracy": {0: 1.0, 1: 1.0}, "per_class_count": {0: 2, 1: 2}}
 
 
 def test_constant_predictor_sits_on_the_floor():

@@ -10,7 +10,7 @@ def majority_floor(labels: np.ndarray) -> float:
     return float(np.bincount(labels).max() / len(labels))
 
 
-def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
     """Accuracy, balanced accuracy and AUC (binary: P(class 1); multi-class: one-vs-rest macro).
 
     AUC is NaN when the test labels hold a single class (it is undefined there).
@@ -31,4 +31,6 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, f
         "balanced_accuracy": float(balanced_accuracy_score(labels, predictions)),
         "auc": auc,
         "majority_floor": majority_floor(labels),
+        "per_class_accuracy": {int(c): float((predictions[labels == c] == c).mean()) for c in present},
+        "per_class_count": {int(c): int((labels == c).sum()) for c in present},
     }

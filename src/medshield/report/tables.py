@@ -35,6 +35,9 @@ def evaluation_table(report: dict) -> str:
     table = markdown_table(headers, rows)
     if "accuracy_drop" in report:
         table += f"\n\nprotection drop: {100 * report['accuracy_drop']:.1f} points of test accuracy"
+    for label, split in (report.get("by_protection") or {}).items():
+        table += (f"\ntrained on {label}: {fmt_pct(split['protected_classes_accuracy'])} % on the protected classes, "
+                  f"{fmt_pct(split['other_classes_accuracy'])} % on the others")
     return table
 
 
