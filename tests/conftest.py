@@ -32,12 +32,13 @@ def synthetic_npz(
 
 @pytest.fixture(scope="session")
 def medmnist_root(tmp_path_factory) -> Path:
-    """Folder with breastmnist.npz and bloodmnist.npz: the real ones, or generated stand-ins."""
+    """Folder with breast-, blood- and pneumoniamnist.npz: the real ones, or generated stand-ins."""
     if (SHARED / "breastmnist.npz").is_file():
         return SHARED
     root = tmp_path_factory.mktemp("medmnist")
     synthetic_npz(root / "breastmnist.npz", n_train=546, n_test=156)
     synthetic_npz(root / "bloodmnist.npz", channels=3, classes=8, n_train=400, n_test=200)
+    synthetic_npz(root / "pneumoniamnist.npz", n_train=400, n_test=200)
     return root
 
 

@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the full results (overall and per class) as JSON to this file")
     p.add_argument("--quiet", action="store_true", help="no table")
 
+    p = verbs.add_parser("report", help="one self-contained HTML page for a release, its evaluations and grids",
+                         description="Write RUN_DIR-report/index.html (figures embedded) from a release and the "
+                                     "evaluations (--json files) and grids found beside it.")
+    p.add_argument("release", help="release folder written by 'medshield protect'")
+    p.add_argument("--out", help="folder for index.html and figures (default: RELEASE-report beside it)")
+
     verbs.add_parser("methods", help="list protection methods and their defaults")
     return parser
 
@@ -187,6 +193,11 @@ def _run(args) -> int:
         )
         if not args.quiet:
             print(grid_table(cells))
+        return 0
+    if args.verb == "report":
+        from .report.html import build_report
+
+        print(f"wrote {build_report(args.release, args.out)}")
         return 0
     if args.verb == "utility":
         report = pipeline.utility(args.release)
