@@ -209,3 +209,13 @@ def test_partial_protection_by_class_and_fraction(capsys, tmp_path, tiny_npz):
     assert (released != original["train_images"]).reshape(len(labels), -1).any(axis=1).sum() == 60
     code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(tmp_path / "x"), "--classes", "7")
     assert code == 2 and "--classes [7]" in err
+
+
+def test_compare_puts_releases_side_by_side(capsys, tmp_path, tiny_npz):
+    for method in ("random", "sp"):
+        assert run(capsys, "protect", str(tiny_npz), "--out", str(tmp_path / method), "--method", method, "--quiet")[0] == 0
+    code, text, err = run(capsys, "compare", str(tmp_path / "random"), str(tmp_path / "sp"), "--json", str(tmp_path / "c.json"))
+    assert code == 0, err
+    lines = [line for line in text.splitlines() if line.startswith("| random") or line.startswith("| sp")]
+    assert len(lines) == 2 and "SSIM" in text and "NMI" in text
+    assert [r["method"] for r in json.loads((tmp_path / "c.json").read_text())] == ["random", "sp"]

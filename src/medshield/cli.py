@@ -140,13 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("release", help="release folder written by 'medshield protect'")
     p.add_argument("--out", help="folder for index.html and figures (default: RELEASE-report beside it)")
 
+    p = verbs.add_parser("compare", help="utility of several releases side by side (paper Table 5 layout)",
+                         description="Mean SSIM, hash similarities, NMI, PSNR, segmentation agreement and L0 per release.")
+    p.add_argument("releases", nargs="+", help="release folders, e.g. one per method on the same dataset")
+    p.add_argument("--json", help="write every release's full utility results as JSON to this file")
+
     verbs.add_parser("methods", help="list protection methods and their defaults")
     return parser
 
 
 def _run(args) -> int:
     from . import pipeline
-    from .report import evaluation_table, grid_table, utility_table
+    from .report import evaluation_table, grid_table, utility_comparison_table, utility_table
 
     if args.verb == "methods":
         from .protect import PROTECTIONS
@@ -193,6 +198,13 @@ def _run(args) -> int:
         )
         if not args.quiet:
             print(grid_table(cells))
+        return 0
+    if args.verb == "compare":
+        reports = [pipeline.utility(path) for path in args.releases]
+        if args.json:
+            Path(args.json).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(reports, indent=2) + "\n")
+        print(utility_comparison_table(reports))
         return 0
     if args.verb == "report":
         from .report.html import build_report

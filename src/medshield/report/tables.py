@@ -69,3 +69,16 @@ def grid_table(cells: list[dict]) -> str:
     headers = ["victim", "defense", "clean-trained acc %", "protected-trained acc %", "drop (points)",
                "protected peak acc %", "majority floor %"]
     return markdown_table(headers, rows)
+
+
+TABLE5 = [("ssim", "SSIM"), ("ahash", "aHash"), ("phash", "pHash"), ("dhash", "dHash"), ("nmi", "NMI"),
+          ("psnr", "PSNR dB"), ("segmentation_agreement", "seg. agreement"), ("l0", "L0 %")]
+
+
+def utility_comparison_table(reports: list[dict]) -> str:
+    """The paper's Table 5 layout: one row per release (method), mean similarity in %."""
+    rows = []
+    for r in reports:
+        cells = [f"{(100 if key == 'l0' else 1) * r['overall'][key]['mean']:.1f}" for key, _ in TABLE5]
+        rows.append([r["method"], r["dataset"], *cells])
+    return markdown_table(["method", "dataset", *[label for _, label in TABLE5]], rows)
