@@ -1,4 +1,4 @@
-"""Measure how much released pixels differ from the originals, on the stored uint8 values."""
+"""Measure how much released pixels differ from the originals, on the stored integer values."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,12 +7,12 @@ import numpy as np
 def pixel_change(original: np.ndarray, released: np.ndarray) -> dict[str, float | int]:
     """L-inf in pixel units and L0 as the fraction of pixel *positions* changed per image.
 
-    Arrays are (N, H, W) or (N, H, W, C) uint8. A position counts as changed when any of its
+    Arrays are (N, H, W) or (N, H, W, C) uint8 or uint16. A position counts as changed when any of its
     channels differs, which is the sparsity the L0 bound of SALM's Eq. (3) limits.
     """
     if original.shape != released.shape:
         raise ValueError(f"shape mismatch: original {original.shape} vs released {released.shape}")
-    diff = np.abs(released.astype(np.int16) - original.astype(np.int16))
+    diff = np.abs(released.astype(np.int32) - original.astype(np.int32))
     changed = diff > 0
     if changed.ndim == 4:
         changed = changed.any(axis=-1)

@@ -56,5 +56,11 @@ def test_quantize_rounds_clips_and_respects_radius():
     images = torch.tensor([[[[0, 5, 250, 128]]]], dtype=torch.uint8)
     delta = torch.tensor([[[[-8 / 255, -3.4 / 255, 9 / 255, 0.4 / 255]]]])
     out = quantize(images, delta, 8)
-    assert out.dtype == torch.uint8
     assert out.tolist() == [[[[0, 2, 255, 128]]]]  # clipped at 0, rounded, clipped at 255, rounded away
+
+
+def test_quantize_in_16_bit_levels():
+    images = torch.tensor([[[[0, 1000, 65000, 30000]]]], dtype=torch.int32)
+    delta = torch.tensor([[[[-8 / 255, 8 / 255, 8 / 255, 0.001 / 65535]]]])
+    out = quantize(images, delta, 8 * 257, 65535)
+    assert out.tolist() == [[[[0, 1000 + 2056, 65535, 30000]]]]

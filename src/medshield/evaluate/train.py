@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from .._runtime import pick_device, seed_everything
 from ..data.medmnist import MedMNISTData
-from ..data.tensors import to_float, to_tensor
+from ..data.tensors import full_range, to_float, to_tensor
 from ..errors import InputError
 from ..models import MODELS, create_model, memory_format
 from ..protect._augment import flip_crop
@@ -65,12 +65,12 @@ class Recipe:
         return self.epochs * math.ceil(n_train / self.batch_size)
 
 
-def _predict(model, x_uint8: torch.Tensor, device, batch_size: int = 512) -> np.ndarray:
+def _predict(model, x: torch.Tensor, device, maximum: int, batch_size: int = 512) -> np.ndarray:
     model.eval()
     outputs = []
     with torch.no_grad():
-        for chunk in x_uint8.split(batch_size):
-            outputs.append(F.softmax(model(to_float(chunk).to(device)), dim=1).cpu())
+        for chunk in x.split(batch_size):
+            outputs.append(F.softmax(model(to_float(chunk, maximum).to(device)), dim=1).cpu())
     return torch.cat(outputs).numpy()
 
 
@@ -94,6 +94,7 @@ def train_victim(
     train_images = train.images("train")
     if defense is not None and defense.kind == "data":
         train_images = defense.apply(train_images)
+    maximum = full_range(train_images.dtype)
     x = to_tensor(train_images)
     y = torch.from_numpy(train.labels("train"))
     x_test = to_tensor(test.images("test"))
@@ -125,7 +126,7 @@ def train_victim(
         for index in torch.randperm(len(x), generator=generator).split(recipe.batch_size):
             if iteration >= total:
                 break
-            xb, yb = to_float(x[index]).to(dev), y[index].to(dev)
+            xb, yb = to_float(x[index], maximum).to(dev), y[index].to(dev)
             if recipe.augment:
                 xb = flip_crop(xb, generator)
             xb = xb.contiguous(memory_format=fmt)
@@ -145,13 +146,13 @@ def train_victim(
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         epoch += 1
-        test_acc = float((_predict(model, x_test, dev).argmax(1) == y_test).mean())
+        test_acc = float((_predict(model, x_test, dev, maximum).argmax(1) == y_test).mean())
         history.append(
             {"epoch": epoch, "iteration": iteration, "train_loss": loss_sum / seen, "train_accuracy": correct / seen, "test_accuracy": test_acc}
         )
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", test=f"{test_acc:.3f}")
     bar.close()
-    metrics = classification_metrics(y_test, _predict(model, x_test, dev))
+    metrics = classification_metrics(y_test, _predict(model, x_test, dev, maximum))
     return {
         **metrics,
         "peak_test_accuracy": max(h["test_accuracy"] for h in history),

@@ -2,11 +2,12 @@
 
 Definitions (so numbers compare with the SALM paper's Table 5):
 
-- SSIM: ``skimage.metrics.structural_similarity``, 7x7 uniform window, data range 255 (the
-  stored format's full range), channels averaged for colour; 100 % = identical.
-- PSNR: ``skimage.metrics.peak_signal_noise_ratio``, data range 255, in dB; inf = identical.
+- SSIM: ``skimage.metrics.structural_similarity``, 7x7 uniform window, data range = the stored
+  format's full range (255, or 65535 for 16-bit), channels averaged for colour; 100 % = identical.
+- PSNR: ``skimage.metrics.peak_signal_noise_ratio``, same data range, in dB; inf = identical.
 - aHash / pHash / dHash: ImageHash with hash size 8 (64 bits) on the 8-bit image (colour
-  converted to gray by PIL); similarity = 100 % x (1 - Hamming distance / 64).
+  converted to gray by PIL; 16-bit reduced to its top byte); similarity = 100 % x (1 - Hamming
+  distance / 64).
 - NMI: ``skimage.metrics.normalized_mutual_information`` with 256 bins (one per gray level),
   which is (H(A) + H(B)) / H(A, B) in [1, 2]; reported as 100 % x (NMI - 1) = I(A; B) / H(A, B),
   so identical images score 100 % and independent ones 0 %. A constant image (no entropy) that is
@@ -35,6 +36,8 @@ HIGHER_IS_SIMILAR = {"ssim": True, "psnr": True, "ahash": True, "phash": True, "
 
 
 def _hash_similarity(a: np.ndarray, b: np.ndarray, function) -> float:
+    if a.dtype == np.uint16:  # hashes work on 8-bit images: keep the top byte
+        a, b = (a >> 8).astype(np.uint8), (b >> 8).astype(np.uint8)
     ha, hb = function(Image.fromarray(a), hash_size=HASH_SIZE), function(Image.fromarray(b), hash_size=HASH_SIZE)
     return 100.0 * (1.0 - (ha - hb) / ha.hash.size)
 
@@ -42,7 +45,7 @@ def _hash_similarity(a: np.ndarray, b: np.ndarray, function) -> float:
 def _nmi(a: np.ndarray, b: np.ndarray) -> float:
     if np.array_equal(a, b):
         return 100.0
-    value = normalized_mutual_information(a, b, bins=256)
+    value = normalized_mutual_information(a, b, bins=256)  # 256 bins also for 16-bit data
     return 100.0 * (value - 1.0) if np.isfinite(value) else 0.0
 
 
@@ -57,14 +60,15 @@ def segment(image: np.ndarray) -> np.ndarray:
 
 
 def image_metrics(original: np.ndarray, released: np.ndarray) -> dict[str, float]:
-    """Every similarity measure for one stored image pair, (H, W) or (H, W, C) uint8."""
+    """Every similarity measure for one stored image pair, (H, W) or (H, W, C), uint8 or uint16."""
     colour = original.ndim == 3
-    diff = np.abs(released.astype(np.int16) - original.astype(np.int16))
+    maximum = int(np.iinfo(original.dtype).max)
+    diff = np.abs(released.astype(np.int32) - original.astype(np.int32))
     changed = diff.any(axis=-1) if colour else diff > 0
     identical = not changed.any()
     metrics = {
-        "ssim": 100.0 * structural_similarity(original, released, data_range=255, channel_axis=-1 if colour else None),
-        "psnr": float("inf") if identical else float(peak_signal_noise_ratio(original, released, data_range=255)),
+        "ssim": 100.0 * structural_similarity(original, released, data_range=maximum, channel_axis=-1 if colour else None),
+        "psnr": float("inf") if identical else float(peak_signal_noise_ratio(original, released, data_range=maximum)),
         "nmi": _nmi(original, released),
         "linf": float(diff.max()),
         "l0": float(changed.mean()),

@@ -53,11 +53,12 @@ def project_l0(delta: torch.Tensor, k: float) -> torch.Tensor:
     return delta * topk_mask(position_scores(delta), k, "image")
 
 
-def quantize(images: torch.Tensor, delta: torch.Tensor, eps_px: int) -> torch.Tensor:
-    """Released uint8 images: original + delta rounded to whole pixel values, clipped.
+def quantize(images: torch.Tensor, delta: torch.Tensor, eps_levels: int, maximum: int = 255) -> torch.Tensor:
+    """Released images: original + delta rounded to whole levels of the stored format, clipped.
 
-    Rounding can only shrink the support (a value rounding to 0 drops out) and clipping to
-    [-eps_px, eps_px] and [0, 255] keeps the L-inf bound exact on the stored bytes.
+    ``maximum`` is the format's full range (255 or 65535) and ``eps_levels`` the radius in its
+    levels. Rounding can only shrink the support (a value rounding to 0 drops out) and clipping
+    to [-eps_levels, eps_levels] and [0, maximum] keeps the L-inf bound exact on the stored values.
     """
-    steps = torch.round(delta * 255.0).clamp(-eps_px, eps_px).to(torch.int16)
-    return (images.to(torch.int16) + steps).clamp(0, 255).to(torch.uint8)
+    steps = torch.round(delta * float(maximum)).clamp(-eps_levels, eps_levels).to(torch.int32)
+    return (images.to(torch.int32) + steps).clamp(0, maximum)

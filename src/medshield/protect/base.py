@@ -15,7 +15,7 @@ import torch
 from .._registry import Registry
 from .._runtime import pick_device, seed_everything
 from ..data.medmnist import MedMNISTData
-from ..data.tensors import to_float, to_stored, to_tensor
+from ..data.tensors import full_range, to_float, to_stored, to_tensor
 from ..errors import InputError
 from ._ops import project_l0, quantize
 
@@ -66,7 +66,12 @@ class Protection:
 
     @property
     def eps_px(self) -> int:
-        return int(round(self.eps * 255))
+        """The radius in levels of an 8-bit image."""
+        return self.eps_levels(255)
+
+    def eps_levels(self, maximum: int) -> int:
+        """The radius in levels of a format whose full range is ``maximum`` (8/255 -> 2056 of 65535)."""
+        return int(round(self.eps * maximum))
 
     def params(self) -> dict:
         return {key: value for key, value in vars(self).items() if not key.startswith("_")}
@@ -78,26 +83,27 @@ class Protection:
     def protect(
         self, data: MedMNISTData, *, seed: int = 0, device: str = "auto", progress: bool = True
     ) -> ProtectionResult:
-        """Perturb the train split of ``data``; returns uint8 images within the bounds."""
+        """Perturb the train split of ``data``; returns images of the stored dtype within the bounds."""
         generator = seed_everything(seed)
         dev = pick_device(device)
         stored = data.images("train")
+        maximum = full_range(stored.dtype)
         images = to_tensor(stored)
         labels = torch.from_numpy(data.labels("train"))
         self._log: list[dict] = []
         start = time.perf_counter()
         delta = self._perturb(
-            to_float(images).to(dev), labels.to(dev), num_classes=data.num_classes, generator=generator, progress=progress
+            to_float(images, maximum).to(dev), labels.to(dev), num_classes=data.num_classes, generator=generator, progress=progress
         ).detach().cpu()
         if self.k < 1.0:
             delta = project_l0(delta, self.k)
-        released = quantize(images, delta, self.eps_px)
+        released = quantize(images, delta, self.eps_levels(maximum), maximum)
         seconds = time.perf_counter() - start
         return ProtectionResult(
             images=to_stored(released, stored),
             params={"method": self.name, **self.params()},
             seconds=seconds,
-            max_linf=self.eps_px,
+            max_linf=self.eps_levels(maximum),
             max_l0=self.k,
             log=self._log,
         )

@@ -38,7 +38,7 @@ def pick_examples(labels: np.ndarray, per_class: int, seed: int = 0) -> list[int
 
 def comparison_grid(original, released, labels, path: Path, *, per_class: int = 2, label_names=None, seed: int = 0) -> Path:
     index = pick_examples(np.asarray(labels).reshape(-1), per_class, seed)
-    diff = released.astype(np.int16) - original.astype(np.int16)
+    diff = released.astype(np.int32) - original.astype(np.int32)
     bound = max(1, int(np.abs(diff[index]).max()))
     fig, axes = plt.subplots(len(index), 3, figsize=(6, 2 * len(index)), squeeze=False)
     for row, i in enumerate(index):
