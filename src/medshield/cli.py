@@ -102,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
 
     p = verbs.add_parser("protect", help="write a protected copy of a dataset", description="Protect a dataset's train split.")
-    p.add_argument("dataset", help="MedMNIST flag (bloodmnist, bloodmnist_64, ...) or path to a MedMNIST-layout .npz")
+    p.add_argument("dataset", help="MedMNIST flag (bloodmnist, bloodmnist_64, ...), a MedMNIST-layout .npz, or a folder of images")
+    p.add_argument("--labels", help="for an image folder: CSV with columns path,label[,split] (default: sub-folder names)")
+    p.add_argument("--jpeg-as-png", action="store_true", help="write protected JPEG inputs as PNG (JPEG re-encoding weakens the perturbation)")
     p.add_argument("--out", required=True, help="new folder for the release")
     p.add_argument("--method", default="salm", choices=list_protections(), help="protection method; 'medshield methods' lists each with its parameters")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
@@ -112,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add(p, PROTECT_OPTIONS)
 
     p = verbs.add_parser("evaluate", help="train a victim and report test accuracy", description="Train a victim on a dataset's train split; score on its test split.")
-    p.add_argument("dataset", help="release folder, MedMNIST flag or .npz")
+    p.add_argument("dataset", help="release folder, MedMNIST flag, .npz, or image folder")
+    p.add_argument("--labels", help="for an image folder: CSV with columns path,label,split (needs test rows)")
     p.add_argument("--compare", action="store_true", help="for a release: also train on the original, same recipe and seed")
     p.add_argument("--json", help="write the results as JSON to this file")
     p.add_argument("--defense", help=f"adversary's defense, NAME[:key=value,...]; one of {', '.join(list_defenses())}")
@@ -166,7 +169,7 @@ def _run(args) -> int:
         release = pipeline.protect(
             args.dataset, args.out, method=args.method, preset_name=args.preset, params=_given(args, PROTECT_OPTIONS),
             root=args.root, seed=args.seed, overwrite=args.overwrite, device=args.device, progress=not args.quiet,
-            fraction=args.fraction, classes=args.classes,
+            fraction=args.fraction, classes=args.classes, labels=args.labels, jpeg_as_png=args.jpeg_as_png,
         )
         m = release.manifest
         if not args.quiet:
@@ -182,7 +185,7 @@ def _run(args) -> int:
             Path(args.json).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         report = pipeline.evaluate(
             args.dataset, preset_name=args.preset, recipe=_given(args, VICTIM_OPTIONS), root=args.root,
-            seed=args.seed, compare=args.compare, device=args.device, progress=not args.quiet, defense=args.defense,
+            seed=args.seed, compare=args.compare, device=args.device, progress=not args.quiet, defense=args.defense, labels=args.labels,
         )
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=2) + "\n")

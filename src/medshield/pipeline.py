@@ -9,6 +9,8 @@ import numpy as np
 
 from . import __version__
 from ._runtime import machine, now_iso, package_versions, sha256_file
+from .data.folder import FolderData, load_folder
+from .data.folder_release import write_folder_release
 from .data.medmnist import MedMNISTData, load
 from .data.release import PERTURBATION, Release, check_output_dir, is_release, read_release, write_release
 from .errors import InputError
@@ -43,6 +45,8 @@ def protect(
     progress: bool = True,
     fraction: float = 1.0,
     classes: list[int] | None = None,
+    labels: str | None = None,
+    jpeg_as_png: bool = False,
 ) -> Release:
     """Protect ``dataset``'s train split and write a release folder to ``out``.
 
@@ -59,7 +63,7 @@ def protect(
             raise InputError(f"method {method!r} has no parameter {name!r}; it takes: {', '.join(accepted)}")
         settings[name] = value
     protection = create_protection(method, **settings)
-    data = load(dataset, root)
+    data = load_folder(dataset, labels) if Path(dataset).is_dir() else load(dataset, root)
     check_output_dir(out, [data.path], overwrite)  # fail before hours of work, not after
     selected = select_for_protection(data, fraction, classes, seed)
     result = protection.protect(data, seed=seed, device=device, progress=progress)
@@ -73,7 +77,9 @@ def protect(
         "preset": preset_name,
         "seed": seed,
         "params": result.params,
-        "input": {"dataset": dataset, "path": str(data.path.resolve()), "sha256": sha256_file(data.path)},
+        "input": {"dataset": dataset, "path": str(data.path.resolve()),
+                  "sha256": data.fingerprint() if isinstance(data, FolderData) else sha256_file(data.path),
+                  "labels": str(Path(labels).resolve()) if labels else None},
         "dataset_name": data.name,
         "dataset_file": f"{data.name}.npz",
         "perturbation_file": PERTURBATION,
@@ -85,6 +91,9 @@ def protect(
         "versions": package_versions(),
         "machine": machine(),
     }
+    if isinstance(data, FolderData):
+        return write_folder_release(out, data, result.images, manifest, max_linf=result.max_linf, max_l0=result.max_l0,
+                                    overwrite=overwrite, labels_csv=labels, jpeg_as_png=jpeg_as_png)
     return write_release(
         out, data, result.images, manifest, max_linf=result.max_linf, max_l0=result.max_l0, overwrite=overwrite
     )
@@ -107,13 +116,13 @@ def select_for_protection(data: MedMNISTData, fraction: float, classes: list[int
     return selected
 
 
-def open_dataset(spec: str, root: str | None = None) -> tuple[MedMNISTData, Release | None]:
-    """A release folder or a clean dataset (flag or .npz)."""
+def open_dataset(spec: str, root: str | None = None, labels: str | None = None) -> tuple[MedMNISTData | FolderData, Release | None]:
+    """A release folder, an image folder, or a MedMNIST dataset (flag or .npz)."""
     if Path(spec).is_dir():
-        if not is_release(spec):
-            raise InputError(f"{spec} is a folder without manifest.json; give a medshield release folder, a .npz or a MedMNIST flag")
-        release = read_release(spec)
-        return release.data, release
+        if is_release(spec):
+            release = read_release(spec)
+            return release.data, release
+        return load_folder(spec, labels), None
     return load(spec, root), None
 
 
@@ -121,10 +130,16 @@ def original_of(release: Release) -> MedMNISTData:
     """The clean dataset a release was made from, checked against the recorded sha256."""
     source = release.manifest["input"]
     path = Path(source["path"])
+    missing = InputError(f"the original of {release.path} ({path}) is missing or changed; evaluate the clean dataset separately")
+    if release.manifest.get("format") == "folder":
+        if not path.is_dir():
+            raise missing
+        original = load_folder(path, source.get("labels"))
+        if original.fingerprint() != source["sha256"]:
+            raise missing
+        return original
     if not path.is_file() or sha256_file(path) != source["sha256"]:
-        raise InputError(
-            f"the original of {release.path} ({path}) is missing or changed; evaluate the clean dataset separately"
-        )
+        raise missing
     return load(str(path))
 
 
@@ -139,6 +154,7 @@ def evaluate(
     device: str = "auto",
     progress: bool = True,
     defense: str | None = None,
+    labels: str | None = None,
 ) -> dict:
     """Train a victim on a dataset's train split and score it on the test split.
 
@@ -151,7 +167,9 @@ def evaluate(
     if settings.get("epochs") is not None and "iterations" not in (recipe or {}):
         settings["iterations"] = None
     victim = Recipe(**settings)
-    data, release = open_dataset(spec, root)
+    data, release = open_dataset(spec, root, labels)
+    if isinstance(data, FolderData) and not data.has_split("test"):
+        raise InputError(f"{spec} has no test images; give --labels FILE.csv with a split column (train/val/test)")
     if compare and release is None:
         raise InputError("--compare needs a release folder written by 'medshield protect'")
     runs = {("protected" if release else "clean"): data}

@@ -38,6 +38,8 @@ def check_output_dir(out_dir: str | Path, inputs: list[Path], overwrite: bool) -
         source = source.resolve()
         if out == source or out in source.parents:
             raise InputError(f"--out {out_dir} contains the input {source}; choose a new folder so the input stays untouched")
+        if source in out.parents:
+            raise InputError(f"--out {out_dir} is inside the input folder {source}; choose a folder outside it")
     if out.exists() and not overwrite:
         raise InputError(f"--out {out_dir} already exists; choose a new folder or pass --overwrite")
     if out.exists() and not out.is_dir():
@@ -101,6 +103,10 @@ def read_release(path: str | Path) -> Release:
     folder = Path(path)
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
+        if manifest.get("format") == "folder":
+            from .folder_release import read_folder_release
+
+            return read_folder_release(folder)
         dataset_file = folder / manifest["dataset_file"]
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"{folder} is not a medshield release: cannot read {MANIFEST} ({exc.__class__.__name__})") from None

@@ -1,0 +1,183 @@
+"""A data owner's folder of images: PNG, JPEG, TIFF or BMP; 8- or 16-bit; gray or RGB.
+
+Labels come from the first-level sub-folder names (``root/<label>/.../file.png``) or from a CSV
+file with columns ``path,label`` and an optional ``split`` (train / val / test). Without a split
+column every image is a training image. Everything is validated before any work: unreadable
+files, unsupported modes, mixed channel counts, bit depths or sizes, duplicate or missing CSV
+entries each give one error line naming the file.
+
+Images of different sizes are rejected (with the sizes found) rather than resized behind the
+owner's back: resize them to one size first, or protect each size group as its own folder.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import InputError
+
+SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+SPLITS = ("train", "val", "test")
+MODES = {"L": (np.uint8, 1), "RGB": (np.uint8, 3), "I;16": (np.uint16, 1), "I;16B": (np.uint16, 1), "I;16L": (np.uint16, 1)}
+
+
+def read_image(path: Path) -> np.ndarray:
+    """One image as (H, W) or (H, W, 3), uint8 or uint16, or one clear error."""
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+            if mode == "I" and image.format == "PNG":  # Pillow opens some 16-bit gray PNGs as 32-bit "I"
+                array = np.asarray(image)
+                if array.min() < 0 or array.max() > 65535:
+                    raise InputError(f"{path}: 32-bit values out of the 16-bit range; store 8- or 16-bit images")
+                return array.astype(np.uint16)
+            if mode not in MODES:
+                raise InputError(
+                    f"{path}: image mode {mode!r} is not supported; store 8- or 16-bit gray or 8-bit RGB "
+                    "(convert palette/alpha images to RGB first)"
+                )
+            return np.asarray(image).astype(MODES[mode][0])
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"{path}: cannot read the image ({exc.__class__.__name__}); is it a valid {path.suffix} file?") from None
+
+
+@dataclass
+class FolderData:
+    """The same interface as MedMNISTData (``images(split)``, ``labels(split)``, ``num_classes``)."""
+
+    name: str
+    path: Path
+    files: list[str]
+    label_index: np.ndarray
+    split: np.ndarray
+    class_names: list[str]
+    arrays: dict = field(default_factory=dict)
+    task: str = "multi-class"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def label_names(self) -> dict:
+        return {str(i): name for i, name in enumerate(self.class_names)}
+
+    def has_split(self, split: str) -> bool:
+        return bool((self.split == split).any())
+
+    def indices(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.split == split)
+
+    def images(self, split: str) -> np.ndarray:
+        if split not in self.arrays:
+            self.arrays[split] = np.stack([read_image(self.path / self.files[i]) for i in self.indices(split)])
+        return self.arrays[split]
+
+    def labels(self, split: str) -> np.ndarray:
+        return self.label_index[self.indices(split)]
+
+    def fingerprint(self) -> str:
+        """sha256 over every image's relative path and bytes: identifies the exact input."""
+        digest = hashlib.sha256()
+        for rel in sorted(self.files):
+            digest.update(rel.encode())
+            digest.update(hashlib.sha256((self.path / rel).read_bytes()).digest())
+        return digest.hexdigest()
+
+
+def _from_subfolders(root: Path) -> tuple[list[str], list[str], list[str]]:
+    files, labels = [], []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.suffix.lower() in SUFFIXES:
+            rel = path.relative_to(root)
+            if len(rel.parts) < 2:
+                raise InputError(f"{path}: images must sit in one sub-folder per label (root/<label>/...), or give --labels FILE.csv")
+            files.append(rel.as_posix())
+            labels.append(rel.parts[0])
+    return files, labels, ["train"] * len(files)
+
+
+def _from_csv(root: Path, labels_csv: Path) -> tuple[list[str], list[str], list[str]]:
+    try:
+        with open(labels_csv, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as exc:
+        raise InputError(f"{labels_csv}: cannot read the labels file ({exc.strerror})") from None
+    if not rows or not {"path", "label"} <= set(rows[0]):
+        raise InputError(f"{labels_csv}: needs a header with columns path,label (and optionally split)")
+    files, labels, splits, seen = [], [], [], set()
+    for line, row in enumerate(rows, start=2):
+        rel = Path(row["path"].strip()).as_posix()
+        if rel in seen:
+            raise InputError(f"{labels_csv} line {line}: {rel} is listed twice")
+        seen.add(rel)
+        if not (root / rel).is_file():
+            raise InputError(f"{labels_csv} line {line}: {root / rel} does not exist")
+        if Path(rel).suffix.lower() not in SUFFIXES:
+            raise InputError(f"{labels_csv} line {line}: {rel} is not a PNG, JPEG, TIFF or BMP file")
+        split = (row.get("split") or "train").strip().lower()
+        if split not in SPLITS:
+            raise InputError(f"{labels_csv} line {line}: split {split!r} is not one of {', '.join(SPLITS)}")
+        if not (row["label"] or "").strip():
+            raise InputError(f"{labels_csv} line {line}: {rel} has no label")
+        files.append(rel)
+        labels.append(row["label"].strip())
+        splits.append(split)
+    return files, labels, splits
+
+
+def _class_order(names: list[str]) -> list[str]:
+    unique = sorted(set(names))
+    if all(n.lstrip("-").isdigit() for n in unique):  # numeric labels keep their numeric order
+        unique = sorted(unique, key=int)
+    return unique
+
+
+def load_folder(root: str | Path, labels_csv: str | Path | None = None) -> FolderData:
+    """Read and validate a folder of images (all of them are opened once, before any work)."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder")
+    files, names, splits = _from_csv(root, Path(labels_csv)) if labels_csv else _from_subfolders(root)
+    if not files:
+        raise InputError(f"{root}: no PNG, JPEG, TIFF or BMP images found")
+    classes = _class_order(names)
+    data = FolderData(
+        name=root.name, path=root, files=files, label_index=np.array([classes.index(n) for n in names], dtype=np.int64),
+        split=np.array(splits), class_names=classes,
+    )
+    if len(classes) < 2:
+        raise InputError(f"{root}: found only the label {classes[0]!r}; a classifier needs at least two labels")
+    first = None
+    for rel in files:
+        image = read_image(root / rel)
+        signature = (image.shape, image.dtype)
+        if first is None:
+            first = (rel, signature)
+        elif signature != first[1]:
+            (ref, (shape, dtype)) = first
+            what = "bit depth" if image.dtype != dtype else ("channel count" if image.ndim != len(shape) else "size")
+            raise InputError(
+                f"{root / rel}: {what} {image.shape} {image.dtype} differs from {ref} ({shape} {dtype}); "
+                "all images must share size, channels and bit depth (resize or convert them, or protect each group separately)"
+            )
+    if not data.has_split("train"):
+        raise InputError(f"{labels_csv}: no image has split 'train'; there is nothing to protect")
+    return data
+
+
+def write_image(array: np.ndarray, path: Path, fmt: str) -> None:
+    """Write one image losslessly in ``fmt`` (JPEG at quality 100, the least lossy it allows)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(array)
+    if fmt == "JPEG":
+        image.save(path, format="JPEG", quality=100, subsampling=0)
+    elif fmt == "TIFF":
+        image.save(path, format="TIFF", compression=None)
+    else:
+        image.save(path, format=fmt)

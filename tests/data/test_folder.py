@@ -1,0 +1,136 @@
+"""Image folders in, the same tree out: formats, bit depths, bounds, originals untouched."""
+import csv
+import hashlib
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medshield.cli import main
+from medshield.data.folder import load_folder
+
+
+def tree_digest(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def medmnist_images(root, flag, n):
+    with np.load(root / f"{flag}.npz", allow_pickle=False) as npz:
+        return npz["train_images"][:n], npz["train_labels"][:n, 0], npz["test_images"][:n], npz["test_labels"][:n, 0]
+
+
+def make_folder(tmp_path, images, labels, suffix, sixteen=False, split=None):
+    """root/<label>/img_<i><suffix>; 16-bit copies scale 8-bit values by 257."""
+    root = tmp_path / f"owner_{suffix.strip('.')}{'_16' if sixteen else ''}"
+    rows = []
+    for i, (image, label) in enumerate(zip(images, labels)):
+        rel = f"class_{label}/img_{i:03d}{suffix}"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        array = image.astype(np.uint16) * 257 if sixteen else image
+        Image.fromarray(array).save(root / rel)
+        rows.append({"path": rel, "label": f"class_{label}", "split": split[i] if split is not None else "train"})
+    (root / "README.txt").write_text("owner's notes, copied unchanged\n")
+    return root, rows
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("suffix, sixteen", [(".png", False), (".png", True), (".tif", True), (".bmp", False)])
+def test_folder_release_mirrors_files_formats_bit_depths_and_bounds(capsys, tmp_path, medmnist_root, suffix, sixteen):
+    images, labels, _, _ = medmnist_images(medmnist_root, "breastmnist", 40)
+    root, _ = make_folder(tmp_path, images, labels, suffix, sixteen)
+    before = tree_digest(root)
+    out = tmp_path / "release"
+    code, _, err = run(capsys, "protect", str(root), "--out", str(out), "--steps", "3", "--width", "4",
+                       "--batch-size", "20", "--pgd-steps", "2", "--quiet")
+    assert code == 0, err
+    assert tree_digest(root) == before  # originals byte-identical
+    written = tree_digest(out)
+    assert set(written) == set(before) | {"manifest.json", "perturbation.npz"}
+    assert written["README.txt"] == before["README.txt"]
+    limit = 8 * 257 if sixteen else 8
+    for rel in before:
+        if rel.endswith(suffix):
+            with Image.open(root / rel) as a, Image.open(out / rel) as b:
+                assert (a.format, a.mode) == (b.format, b.mode)
+                diff = np.abs(np.asarray(b).astype(np.int64) - np.asarray(a).astype(np.int64))
+            assert diff.max() <= limit and (diff > 0).mean() <= 0.10
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["format"] == "folder" and manifest["measured"]["limit_linf"] == limit
+    assert 0 < manifest["measured"]["linf"] <= limit
+
+
+def test_rgb_jpeg_can_be_written_as_png(capsys, tmp_path, medmnist_root):
+    images, labels, _, _ = medmnist_images(medmnist_root, "bloodmnist", 24)
+    root, _ = make_folder(tmp_path, images, labels, ".jpg")
+    out = tmp_path / "release"
+    code, _, err = run(capsys, "protect", str(root), "--out", str(out), "--method", "random", "--jpeg-as-png", "--quiet")
+    assert code == 0, err
+    pngs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert len(pngs) == 24 and not list(out.rglob("*.jpg"))
+    with Image.open(out / pngs[0]) as image:
+        assert image.mode == "RGB"
+    assert json.loads((out / "manifest.json").read_text())["measured"]["linf"] <= 8
+
+
+def test_csv_labels_with_splits_protect_train_only_and_evaluate(capsys, tmp_path, medmnist_root):
+    train, train_labels, test, test_labels = medmnist_images(medmnist_root, "breastmnist", 30)
+    images, labels = np.concatenate([train, test]), np.concatenate([train_labels, test_labels])
+    split = ["train"] * 30 + ["test"] * 30
+    root, rows = make_folder(tmp_path, images, labels, ".png", split=split)
+    labels_csv = tmp_path / "labels.csv"
+    with open(labels_csv, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "label", "split"])
+        writer.writeheader()
+        writer.writerows(rows)
+    out = tmp_path / "release"
+    code, _, err = run(capsys, "protect", str(root), "--labels", str(labels_csv), "--out", str(out), "--method", "random", "--quiet")
+    assert code == 0, err
+    for row in rows:
+        same = (root / row["path"]).read_bytes() == (out / row["path"]).read_bytes()
+        assert same == (row["split"] == "test")
+    assert (out / "labels.csv").is_file()
+    code, _, err = run(capsys, "evaluate", str(out), "--compare", "--arch", "small-cnn", "--width", "8", "--epochs", "1",
+                       "--json", str(tmp_path / "e.json"), "--quiet")
+    assert code == 0, err
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["dataset"] == root.name and 0 <= report["clean"]["test_accuracy"] <= 1
+
+
+def test_folder_validation_errors_name_the_file(capsys, tmp_path, medmnist_root):
+    images, labels, _, _ = medmnist_images(medmnist_root, "breastmnist", 6)
+    root, rows = make_folder(tmp_path, images, labels, ".png")
+    Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(root / "class_0" / "colour.png")
+    code, _, err = run(capsys, "protect", str(root), "--out", str(tmp_path / "x"))
+    assert code == 2 and "colour.png" in err and "channel count" in err
+    (root / "class_0" / "colour.png").unlink()
+    (root / "class_0" / "broken.png").write_bytes(b"not a png")
+    code, _, err = run(capsys, "protect", str(root), "--out", str(tmp_path / "x"))
+    assert code == 2 and "broken.png" in err and "cannot read" in err
+    (root / "class_0" / "broken.png").unlink()
+    labels_csv = tmp_path / "dup.csv"
+    labels_csv.write_text("path,label\n" + "".join(f"{r['path']},{r['label']}\n" for r in rows + rows[:1]))
+    code, _, err = run(capsys, "protect", str(root), "--labels", str(labels_csv), "--out", str(tmp_path / "x"))
+    assert code == 2 and "listed twice" in err and rows[0]["path"] in err
+    code, _, err = run(capsys, "protect", str(root), "--out", str(root / "inside"))
+    assert code == 2 and "inside the input folder" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_sixteen_bit_values_load_as_uint16(tmp_path, medmnist_root):
+    images, _, _, _ = medmnist_images(medmnist_root, "breastmnist", 4)
+    root, _ = make_folder(tmp_path, images, np.array([0, 1, 0, 1]), ".png", sixteen=True)
+    data = load_folder(root)
+    assert data.images("train").dtype == np.uint16 and data.images("train").max() > 255
+
+
+def test_a_single_label_is_rejected(capsys, tmp_path, medmnist_root):
+    images, _, _, _ = medmnist_images(medmnist_root, "breastmnist", 3)
+    root, _ = make_folder(tmp_path, images, np.zeros(3, int), ".png")
+    code, _, err = run(capsys, "protect", str(root), "--out", str(tmp_path / "x"))
+    assert code == 2 and "at least two labels" in err
