@@ -9,6 +9,7 @@ import numpy as np
 
 from . import __version__
 from ._runtime import machine, now_iso, package_versions, sha256_file
+from .data.dicom import is_dicom_file, load_dicom_folder
 from .data.folder import FolderData, load_folder
 from .data.folder_release import write_folder_release
 from .data.medmnist import MedMNISTData, load
@@ -63,7 +64,7 @@ def protect(
             raise InputError(f"method {method!r} has no parameter {name!r}; it takes: {', '.join(accepted)}")
         settings[name] = value
     protection = create_protection(method, **settings)
-    data = load_folder(dataset, labels) if Path(dataset).is_dir() else load(dataset, root)
+    data = load_directory(dataset, labels) if Path(dataset).is_dir() else load(dataset, root)
     check_output_dir(out, [data.path], overwrite)  # fail before hours of work, not after
     selected = select_for_protection(data, fraction, classes, seed)
     result = protection.protect(data, seed=seed, device=device, progress=progress)
@@ -122,8 +123,15 @@ def open_dataset(spec: str, root: str | None = None, labels: str | None = None) 
         if is_release(spec):
             release = read_release(spec)
             return release.data, release
-        return load_folder(spec, labels), None
+        return load_directory(spec, labels), None
     return load(spec, root), None
+
+
+def load_directory(path: str, labels: str | None) -> FolderData:
+    """A folder of DICOM files or of images (decided by what it holds)."""
+    if any(is_dicom_file(p) for p in Path(path).rglob("*") if p.is_file()):
+        return load_dicom_folder(path, labels)
+    return load_folder(path, labels)
 
 
 def original_of(release: Release) -> MedMNISTData:
@@ -131,10 +139,10 @@ def original_of(release: Release) -> MedMNISTData:
     source = release.manifest["input"]
     path = Path(source["path"])
     missing = InputError(f"the original of {release.path} ({path}) is missing or changed; evaluate the clean dataset separately")
-    if release.manifest.get("format") == "folder":
+    if release.manifest.get("format") in ("folder", "dicom"):
         if not path.is_dir():
             raise missing
-        original = load_folder(path, source.get("labels"))
+        original = load_directory(str(path), source.get("labels"))
         if original.fingerprint() != source["sha256"]:
             raise missing
         return original

@@ -94,7 +94,7 @@ def test_csv_labels_with_splits_protect_train_only_and_evaluate(capsys, tmp_path
     for row in rows:
         same = (root / row["path"]).read_bytes() == (out / row["path"]).read_bytes()
         assert same == (row["split"] == "test")
-    assert (out / "labels.csv").is_file()
+    assert (out / "medshield-labels.csv").is_file()
     code, _, err = run(capsys, "evaluate", str(out), "--compare", "--arch", "small-cnn", "--width", "8", "--epochs", "1",
                        "--json", str(tmp_path / "e.json"), "--quiet")
     assert code == 0, err

@@ -58,6 +58,7 @@ class FolderData:
     class_names: list[str]
     arrays: dict = field(default_factory=dict)
     task: str = "multi-class"
+    format = "folder"
 
     @property
     def num_classes(self) -> int:
@@ -81,6 +82,24 @@ class FolderData:
     def labels(self, split: str) -> np.ndarray:
         return self.label_index[self.indices(split)]
 
+    maximum = None  # the stored dtype's full range
+
+    def output_name(self, rel: str, jpeg_as_png: bool) -> str:
+        path = Path(rel)
+        if jpeg_as_png and SUFFIXES.get(path.suffix.lower()) == "JPEG":
+            return path.with_suffix(".png").as_posix()
+        return rel
+
+    def write_file(self, rel: str, array: np.ndarray, dest: Path, manifest: dict) -> None:
+        fmt = "PNG" if dest.suffix.lower() == ".png" else SUFFIXES[Path(rel).suffix.lower()]
+        write_image(array, dest, fmt)
+
+    def read_file(self, path: Path) -> np.ndarray:
+        return read_image(path)
+
+    def is_lossy(self, rel: str, jpeg_as_png: bool) -> bool:
+        return SUFFIXES[Path(rel).suffix.lower()] == "JPEG" and not jpeg_as_png
+
     def fingerprint(self) -> str:
         """sha256 over every image's relative path and bytes: identifies the exact input."""
         digest = hashlib.sha256()
@@ -102,12 +121,17 @@ def _from_subfolders(root: Path) -> tuple[list[str], list[str], list[str]]:
     return files, labels, ["train"] * len(files)
 
 
-def _from_csv(root: Path, labels_csv: Path) -> tuple[list[str], list[str], list[str]]:
+def read_labels_csv(labels_csv: Path) -> list[dict]:
     try:
         with open(labels_csv, newline="") as handle:
-            rows = list(csv.DictReader(handle))
+            return list(csv.DictReader(handle))
     except OSError as exc:
         raise InputError(f"{labels_csv}: cannot read the labels file ({exc.strerror})") from None
+
+
+def _from_csv(root: Path, labels_csv: Path, rows: list[dict] | None = None, suffixes=tuple(SUFFIXES),
+              kind: str = "a PNG, JPEG, TIFF or BMP file") -> tuple[list[str], list[str], list[str]]:
+    rows = read_labels_csv(labels_csv) if rows is None else rows
     if not rows or not {"path", "label"} <= set(rows[0]):
         raise InputError(f"{labels_csv}: needs a header with columns path,label (and optionally split)")
     files, labels, splits, seen = [], [], [], set()
@@ -118,8 +142,8 @@ def _from_csv(root: Path, labels_csv: Path) -> tuple[list[str], list[str], list[
         seen.add(rel)
         if not (root / rel).is_file():
             raise InputError(f"{labels_csv} line {line}: {root / rel} does not exist")
-        if Path(rel).suffix.lower() not in SUFFIXES:
-            raise InputError(f"{labels_csv} line {line}: {rel} is not a PNG, JPEG, TIFF or BMP file")
+        if suffixes and Path(rel).suffix.lower() not in suffixes:
+            raise InputError(f"{labels_csv} line {line}: {rel} is not {kind}")
         split = (row.get("split") or "train").strip().lower()
         if split not in SPLITS:
             raise InputError(f"{labels_csv} line {line}: split {split!r} is not one of {', '.join(SPLITS)}")

@@ -1,4 +1,4 @@
-"""Write a protected copy of an image folder: same tree, names, formats and bit depths.
+"""Write a protected copy of an image or DICOM folder: same tree, names, formats and bit depths.
 
 Training images are re-encoded with their perturbation (PNG, TIFF, BMP losslessly); every other
 file is copied byte for byte. JPEG inputs are either re-encoded as JPEG at quality 100, which
@@ -9,6 +9,7 @@ under a temporary name, the bounds are checked on the written files, and only th
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -20,32 +21,25 @@ import numpy as np
 from .._runtime import sha256_file
 from ..bounds import pixel_change
 from ..errors import InputError
-from .folder import SUFFIXES, FolderData, load_folder, read_image, write_image
+from .folder import load_folder
 from .release import MANIFEST, PERTURBATION, Release, check_output_dir
 
 log = logging.getLogger(__name__)
-LABELS_COPY = "labels.csv"
-
-
-def output_name(rel: str, jpeg_as_png: bool) -> str:
-    path = Path(rel)
-    if jpeg_as_png and SUFFIXES.get(path.suffix.lower()) == "JPEG":
-        return path.with_suffix(".png").as_posix()
-    return rel
+LABELS_COPY = "medshield-labels.csv"
 
 
 def write_folder_release(
-    out_dir: str | Path, source: FolderData, protected_train: np.ndarray, manifest: dict, *,
+    out_dir: str | Path, source, protected_train: np.ndarray, manifest: dict, *,
     max_linf: int, max_l0: float, overwrite: bool = False, labels_csv: str | Path | None = None, jpeg_as_png: bool = False,
 ) -> Release:
     out = check_output_dir(out_dir, [source.path] + ([Path(labels_csv)] if labels_csv else []), overwrite)
-    for reserved in (MANIFEST, PERTURBATION):
+    for reserved in (MANIFEST, PERTURBATION, LABELS_COPY):
         if (source.path / reserved).exists():
             raise InputError(f"{source.path / reserved} exists; medshield writes that name at the release root, rename it first")
     train = source.indices("train")
     targets = {source.files[i]: protected_train[n] for n, i in enumerate(train)}
-    jpeg_inputs = [rel for rel in targets if SUFFIXES[Path(rel).suffix.lower()] == "JPEG"]
-    if jpeg_inputs and not jpeg_as_png:
+    jpeg_inputs = [rel for rel in targets if source.is_lossy(rel, jpeg_as_png)]
+    if jpeg_inputs:
         log.warning("%d JPEG training images are re-encoded as JPEG, which weakens the perturbation; "
                     "pass --jpeg-as-png to write them as PNG", len(jpeg_inputs))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -59,19 +53,17 @@ def write_folder_release(
             if path.is_dir():
                 (tmp / rel).mkdir(parents=True, exist_ok=True)
             elif rel in targets:
-                names[rel] = output_name(rel, jpeg_as_png)
-                fmt = "PNG" if names[rel] != rel else SUFFIXES[Path(rel).suffix.lower()]
-                write_image(targets[rel], tmp / names[rel], fmt)
+                names[rel] = source.output_name(rel, jpeg_as_png)
+                (tmp / names[rel]).parent.mkdir(parents=True, exist_ok=True)
+                source.write_file(rel, targets[rel], tmp / names[rel], manifest)
             else:
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, tmp / rel)
-        labels_file = None
-        if labels_csv:
-            labels_file = _copy_labels(Path(labels_csv), source.path, tmp, names)
-        written = np.stack([read_image(tmp / names[source.files[i]]) for i in train])
+        labels_file = _write_labels(source, tmp, names) if labels_csv else None
+        written = np.stack([source.read_file(tmp / names[source.files[i]]) for i in train])
         original = source.images("train")
         measured = pixel_change(original, written)
-        lossy = bool(jpeg_inputs) and not jpeg_as_png
+        lossy = bool(jpeg_inputs)
         violated = measured["linf"] > max_linf or measured["changed_positions_max"] > max_l0 * measured["positions_per_image"]
         if violated and not lossy:
             raise RuntimeError(f"release violates its bounds (L-inf <= {max_linf}, L0 <= {max_l0}): {measured}")
@@ -79,7 +71,7 @@ def write_folder_release(
         np.savez_compressed(tmp / PERTURBATION, train_perturbation=delta.astype(np.int8 if original.dtype == np.uint8 else np.int16),
                             files=np.array([names[source.files[i]] for i in train]))
         manifest = {
-            **manifest, "format": "folder", "labels_file": labels_file, "jpeg_as_png": jpeg_as_png,
+            **manifest, "format": source.format, "labels_file": labels_file, "jpeg_as_png": jpeg_as_png,
             "measured": {**measured, "limit_linf": max_linf, "limit_l0": max_l0, "lossy_jpeg_output": lossy},
             "files": {rel: sha256_file(tmp / rel) for rel in sorted(set(names.values()))},
             "renamed": {k: v for k, v in names.items() if k != v},
@@ -97,24 +89,25 @@ def write_folder_release(
     return read_folder_release(out)
 
 
-def _copy_labels(labels_csv: Path, root: Path, tmp: Path, names: dict) -> str:
-    """The labels file of the copy, relative to its root, with renamed (JPEG -> PNG) paths."""
-    try:
-        rel = labels_csv.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        rel = LABELS_COPY
-    text = labels_csv.read_text()
-    for old, new in names.items():
-        if old != new:
-            text = text.replace(old, new)
-    (tmp / rel).write_text(text)
-    return rel
+def _write_labels(source, tmp: Path, names: dict) -> str:
+    """The copy's labels as a path-keyed CSV (SOP Instance UIDs change in derived DICOM files)."""
+    with open(tmp / LABELS_COPY, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "split"])
+        for rel, label, split in zip(source.files, source.label_index, source.split):
+            writer.writerow([names.get(rel, rel), source.class_names[label], split])
+    return LABELS_COPY
 
 
 def read_folder_release(path: str | Path) -> Release:
     folder = Path(path)
     manifest = json.loads((folder / MANIFEST).read_text())
     labels = folder / manifest["labels_file"] if manifest.get("labels_file") else None
-    data = load_folder(folder, labels)
+    if manifest.get("format") == "dicom":
+        from .dicom import load_dicom_folder
+
+        data = load_dicom_folder(folder, labels)
+    else:
+        data = load_folder(folder, labels)
     data.name = manifest.get("dataset_name", data.name)  # the owner's dataset, not the output folder's name
     return Release(path=folder, manifest=manifest, data=data)

@@ -103,7 +103,7 @@ def read_release(path: str | Path) -> Release:
     folder = Path(path)
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
-        if manifest.get("format") == "folder":
+        if manifest.get("format") in ("folder", "dicom"):
             from .folder_release import read_folder_release
 
             return read_folder_release(folder)

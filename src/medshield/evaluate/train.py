@@ -94,7 +94,7 @@ def train_victim(
     train_images = train.images("train")
     if defense is not None and defense.kind == "data":
         train_images = defense.apply(train_images)
-    maximum = full_range(train_images.dtype)
+    maximum = getattr(train, "maximum", None) or full_range(train_images.dtype)
     x = to_tensor(train_images)
     y = torch.from_numpy(train.labels("train"))
     x_test = to_tensor(test.images("test"))

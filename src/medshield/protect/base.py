@@ -87,7 +87,7 @@ class Protection:
         generator = seed_everything(seed)
         dev = pick_device(device)
         stored = data.images("train")
-        maximum = full_range(stored.dtype)
+        maximum = getattr(data, "maximum", None) or full_range(stored.dtype)  # DICOM: 2^BitsStored - 1
         images = to_tensor(stored)
         labels = torch.from_numpy(data.labels("train"))
         self._log: list[dict] = []

@@ -1,0 +1,134 @@
+"""DICOM files in, DICOM files out (pydicom).
+
+A folder of single-frame, single-sample (gray) DICOM files of one size and pixel format, with
+labels from a CSV keyed by ``path`` (relative to the folder) or by ``sop_instance_uid``, and an
+optional ``split`` column. Stored values are what is perturbed: the radius is relative to the
+range of Bits Stored (8/255 of 2^BitsStored - 1; e.g. 8/255 x 4095 = 128 for 12-bit data, 2056
+for 16-bit). For CT this range is in stored units, i.e. Hounsfield units times Rescale Slope: a
+16-bit CT at the default radius moves values by up to 2056 HU, so use a smaller ``--eps`` there.
+
+Written files keep every data element of the original except Pixel Data and what DICOM asks of
+a derived image: a new SOP Instance UID (also in the file meta), Image Type DERIVED, and a
+Derivation Description naming the protection; pixel data is written uncompressed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from ..errors import InputError
+from .folder import FolderData, _class_order, _from_csv, read_labels_csv
+
+DERIVED_TAGS = ("SOPInstanceUID", "ImageType", "DerivationDescription")
+
+
+def is_dicom_file(path: Path) -> bool:
+    if path.suffix.lower() == ".dcm":
+        return True
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
+
+
+def _read(path: Path) -> pydicom.Dataset:
+    try:
+        return pydicom.dcmread(path)
+    except (InvalidDicomError, OSError) as exc:
+        raise InputError(f"{path}: cannot read it as DICOM ({exc.__class__.__name__})") from None
+
+
+def _pixel_format(ds, path) -> tuple:
+    if "PixelData" not in ds:
+        raise InputError(f"{path}: has no Pixel Data")
+    if int(getattr(ds, "NumberOfFrames", 1) or 1) != 1 or int(ds.SamplesPerPixel) != 1:
+        raise InputError(f"{path}: only single-frame gray images are supported (frames {getattr(ds, 'NumberOfFrames', 1)}, "
+                         f"samples per pixel {ds.SamplesPerPixel})")
+    return (int(ds.Rows), int(ds.Columns), int(ds.BitsAllocated), int(ds.BitsStored), int(ds.PixelRepresentation))
+
+
+class DicomData(FolderData):
+    """A labelled DICOM folder; images are stored values shifted to start at 0 (uint16)."""
+
+    format = "dicom"
+
+    def read_file(self, path: Path) -> np.ndarray:
+        ds = _read(path)
+        try:
+            values = ds.pixel_array.astype(np.int64)
+        except Exception as exc:  # pydicom raises plain exceptions for missing decoders
+            raise InputError(f"{path}: cannot decode its pixel data ({exc}); store it uncompressed") from None
+        return (values - self.offset).astype(np.uint16)
+
+    def images(self, split: str) -> np.ndarray:
+        if split not in self.arrays:
+            self.arrays[split] = np.stack([self.read_file(self.path / self.files[i]) for i in self.indices(split)])
+        return self.arrays[split]
+
+    def output_name(self, rel: str, jpeg_as_png: bool) -> str:
+        return rel
+
+    def is_lossy(self, rel: str, jpeg_as_png: bool) -> bool:
+        return False
+
+    def write_file(self, rel: str, array: np.ndarray, dest: Path, manifest: dict) -> None:
+        ds = _read(self.path / rel)
+        dtype = np.int16 if self.signed else np.uint16
+        if int(ds.BitsAllocated) == 8:
+            dtype = np.int8 if self.signed else np.uint8
+        values = (array.astype(np.int64) + self.offset).astype(dtype)
+        ds.PixelData = values.tobytes()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        uid = generate_uid()
+        ds.SOPInstanceUID = uid
+        ds.file_meta.MediaStorageSOPInstanceUID = uid
+        image_type = list(ds.ImageType) if "ImageType" in ds else ["DERIVED", "SECONDARY"]
+        ds.ImageType = ["DERIVED"] + image_type[1:]
+        params = manifest.get("params", {})
+        ds.DerivationDescription = (f"medshield {manifest.get('medshield', '')} {params.get('method', '')} protection: "
+                                    f"bounded perturbation against unauthorized training")[:1024]
+        ds.save_as(dest, enforce_file_format=True)
+
+
+def load_dicom_folder(root: str | Path, labels_csv: str | Path | None) -> DicomData:
+    root = Path(root).expanduser()
+    files = sorted(p for p in root.rglob("*") if p.is_file() and is_dicom_file(p))
+    if not files:
+        raise InputError(f"{root}: no DICOM files found")
+    if labels_csv is None:
+        raise InputError(f"{root}: DICOM labels come from --labels FILE.csv with columns path (or sop_instance_uid),label[,split]")
+    rows = read_labels_csv(Path(labels_csv))
+    if rows and "sop_instance_uid" in rows[0] and "path" not in rows[0]:
+        by_uid = {str(_read(p).SOPInstanceUID): p.relative_to(root).as_posix() for p in files}
+        for line, row in enumerate(rows, start=2):
+            uid = row["sop_instance_uid"].strip()
+            if uid not in by_uid:
+                raise InputError(f"{labels_csv} line {line}: no DICOM file in {root} has SOP Instance UID {uid}")
+            row["path"] = by_uid[uid]
+    paths, names, splits = _from_csv(root, Path(labels_csv), rows, suffixes=(), kind="a DICOM file")
+    first = None
+    for rel in paths:
+        ds = _read(root / rel)
+        fmt = _pixel_format(ds, root / rel)
+        if first is None:
+            first = (rel, fmt)
+        elif fmt != first[1]:
+            raise InputError(f"{root / rel}: rows, columns, bits or sign {fmt} differ from {first[0]} {first[1]}; "
+                             "protect each kind of series separately")
+    _, _, _, bits_stored, signed = first[1]
+    classes = _class_order(names)
+    if len(classes) < 2:
+        raise InputError(f"{labels_csv}: found only the label {classes[0]!r}; a classifier needs at least two labels")
+    data = DicomData(name=root.name, path=root, files=paths, label_index=np.array([classes.index(n) for n in names]),
+                     split=np.array(splits), class_names=classes)
+    data.signed = bool(signed)
+    data.offset = -(1 << (bits_stored - 1)) if signed else 0
+    data.maximum = (1 << bits_stored) - 1
+    if not data.has_split("train"):
+        raise InputError(f"{labels_csv}: no image has split 'train'; there is nothing to protect")
+    return data
