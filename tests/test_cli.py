@@ -62,7 +62,7 @@ def test_an_option_the_method_does_not_take_is_one_line_error(capsys, tmp_path, 
         (["protect", "tiny.npz", "--out", "X", "--k", "5"], "k must be in"),
         (["protect", "tiny.npz", "--out", "X", "--steps", "many"], "invalid int value"),
         (["evaluate", "tiny.npz", "--compare"], "--compare needs a release folder"),
-        (["evaluate", "emptydir"], "without manifest.json"),
+        (["evaluate", "emptydir"], "no PNG, JPEG, TIFF or BMP images found"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, tiny_npz, monkeypatch, argv, message):

@@ -151,6 +151,14 @@ def original_of(release: Release) -> MedMNISTData:
     return load(str(path))
 
 
+def victim_recipe(preset_name: str, options: dict | None) -> Recipe:
+    """The preset's victim recipe with the user's options on top (epochs given: no iteration count)."""
+    settings = {**preset(preset_name, "victim"), **(options or {})}
+    if settings.get("epochs") is not None and "iterations" not in (options or {}):
+        settings["iterations"] = None
+    return Recipe(**settings)
+
+
 def evaluate(
     spec: str,
     *,
@@ -171,10 +179,7 @@ def evaluate(
     the training; with ``compare`` the clean run uses the same defense.
     """
     chosen = parse_defense(defense) if defense else None
-    settings = {**preset(preset_name, "victim"), **(recipe or {})}
-    if settings.get("epochs") is not None and "iterations" not in (recipe or {}):
-        settings["iterations"] = None
-    victim = Recipe(**settings)
+    victim = victim_recipe(preset_name, recipe)
     data, release = open_dataset(spec, root, labels)
     if isinstance(data, FolderData) and not data.has_split("test"):
         raise InputError(f"{spec} has no test images; give --labels FILE.csv with a split column (train/val/test)")
@@ -271,10 +276,7 @@ def grid(
     for n, (arch, spec) in enumerate(todo, 1):
         if progress:
             print(f"grid cell {n}/{len(todo)}: {arch} + {spec}", file=sys.stderr, flush=True)
-        settings = {**preset(preset_name, "victim"), **(recipe or {}), "arch": arch}
-        if settings.get("epochs") is not None and "iterations" not in (recipe or {}):
-            settings["iterations"] = None
-        victim = Recipe(**settings)
+        victim = victim_recipe(preset_name, {**(recipe or {}), "arch": arch})
         chosen = parse_defense(spec) if spec != "none" else None
         runs = {label: train_victim(train, data, victim, seed=seed, device=device, progress=progress, defense=chosen)
                 for label, train in (("protected", data), ("clean", original))}

@@ -22,7 +22,7 @@ from .._runtime import sha256_file
 from ..bounds import pixel_change
 from ..errors import InputError
 from .folder import load_folder
-from .release import MANIFEST, PERTURBATION, Release, check_output_dir
+from .release import MANIFEST, PERTURBATION, Release, check_output_dir, move_into_place
 
 log = logging.getLogger(__name__)
 LABELS_COPY = "medshield-labels.csv"
@@ -77,13 +77,7 @@ def write_folder_release(
             "renamed": {k: v for k, v in names.items() if k != v},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
+        move_into_place(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return read_folder_release(out)

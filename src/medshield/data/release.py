@@ -47,6 +47,17 @@ def check_output_dir(out_dir: str | Path, inputs: list[Path], overwrite: bool) -
     return out
 
 
+def move_into_place(tmp: Path, out: Path) -> None:
+    """Replace ``out`` by the finished ``tmp`` folder with renames only (no half-written state)."""
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(out)
+
+
 def write_release(
     out_dir: str | Path,
     source: MedMNISTData,
@@ -82,13 +93,7 @@ def write_release(
             "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
+        move_into_place(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Release(path=out, manifest=manifest, data=load(str(out / f"{source.name}.npz")))

@@ -19,11 +19,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..errors import InputError
-from ..models import MODELS, create_model, memory_format
+from ..models import create_model, memory_format
 from ._augment import TRANSFORMS
 from ._ops import project_linf
-from ._source import accuracy, signed_step, train_source
+from ._source import accuracy, signed_step, source_settings, train_source
 from .base import Protection, check_range
 
 
@@ -56,29 +55,15 @@ class ErrorMinimizingLoop(Protection):
         check_range(name, "step_size", step_size, 1e-6, eps, " (a fraction of the range: 1.6/255)")
         check_range(name, "pgd_steps", pgd_steps, 1, 10_000)
         check_range(name, "steps", steps, 0, 10_000_000)
-        check_range(name, "batch_size", batch_size, 1, 100_000)
-        check_range(name, "width", width, 1, 4096)
-        check_range(name, "lr", lr, 0.0, 10.0)
         check_range(name, "samples", samples, 1, 1000)
-        if transform not in TRANSFORMS:
-            raise InputError(f"{name}: transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
-        if arch not in MODELS:
-            raise InputError(f"{name}: unknown source architecture {arch!r}; available: {', '.join(MODELS.names())}")
-        if any(not 0 < m < 1 for m in lr_milestones):
-            raise InputError(f"{name}: lr_milestones are fractions of the source steps in (0, 1), got {lr_milestones}")
         self.step_size = step_size
         self.pgd_steps = pgd_steps
         self.random_start = random_start
         self.steps = steps
-        self.batch_size = batch_size
-        self.arch = arch
-        self.width = width
-        self.lr = lr
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.lr_decay = lr_decay
-        self.lr_milestones = tuple(lr_milestones)
-        self.transform = transform
+        vars(self).update(source_settings(
+            name, batch_size=batch_size, arch=arch, width=width, lr=lr, momentum=momentum, weight_decay=weight_decay,
+            lr_decay=lr_decay, lr_milestones=lr_milestones, transform=transform,
+        ))
         self.samples = samples
         self.final_pass = final_pass
         if stop_accuracy is not None:

@@ -13,7 +13,26 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..errors import InputError
+from ..models import MODELS
+from ._augment import TRANSFORMS
 from ._ops import project_linf
+from .base import check_range
+
+
+def source_settings(owner: str, *, batch_size, arch, width, lr, momentum, weight_decay, lr_decay, lr_milestones, transform) -> dict:
+    """Validate the source model's training settings (shared by every model-based method)."""
+    check_range(owner, "batch_size", batch_size, 1, 100_000)
+    check_range(owner, "width", width, 1, 4096)
+    check_range(owner, "lr", lr, 0.0, 10.0)
+    if arch not in MODELS:
+        raise InputError(f"{owner}: unknown source architecture {arch!r}; available: {', '.join(MODELS.names())}")
+    if transform not in TRANSFORMS:
+        raise InputError(f"{owner}: transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
+    if any(not 0 < m < 1 for m in lr_milestones):
+        raise InputError(f"{owner}: lr_milestones are fractions of training in (0, 1), got {lr_milestones}")
+    return {"batch_size": batch_size, "arch": arch, "width": width, "lr": lr, "momentum": momentum,
+            "weight_decay": weight_decay, "lr_decay": lr_decay, "lr_milestones": tuple(lr_milestones), "transform": transform}
 
 
 def signed_step(delta, grad, step_size: float, x, eps: float, *, descend: bool, mask=None):

@@ -14,11 +14,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..errors import InputError
-from ..models import MODELS, create_model, memory_format
+from ..models import create_model, memory_format
 from ._augment import TRANSFORMS
 from ._ops import project_linf
-from ._source import accuracy, signed_step, train_source
+from ._source import accuracy, signed_step, source_settings, train_source
 from .base import Protection, check_range, register_protection
 
 
@@ -63,25 +62,14 @@ class TAP(Protection):
         check_range(self.name, "pgd_steps", pgd_steps, 1, 100_000)
         check_range(self.name, "restarts", restarts, 1, 1000)
         check_range(self.name, "source_epochs", source_epochs, 1, 10_000)
-        check_range(self.name, "batch_size", batch_size, 1, 100_000)
-        check_range(self.name, "width", width, 1, 4096)
-        if arch not in MODELS:
-            raise InputError(f"tap: unknown source architecture {arch!r}; available: {', '.join(MODELS.names())}")
-        if transform not in TRANSFORMS:
-            raise InputError(f"tap: transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
         self.step_size = step_size
         self.pgd_steps = pgd_steps
         self.restarts = restarts
         self.source_epochs = source_epochs
-        self.batch_size = batch_size
-        self.arch = arch
-        self.width = width
-        self.lr = lr
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.lr_decay = lr_decay
-        self.lr_milestones = tuple(lr_milestones)
-        self.transform = transform
+        vars(self).update(source_settings(
+            self.name, batch_size=batch_size, arch=arch, width=width, lr=lr, momentum=momentum, weight_decay=weight_decay,
+            lr_decay=lr_decay, lr_milestones=lr_milestones, transform=transform,
+        ))
 
     @staticmethod
     def targets(y: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -109,7 +109,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     else:
         sections.append('<p class="verdict">No evaluation of this release was found beside it. Run '
                         f"<code>medshield evaluate {html.escape(str(run_dir))} --compare --json {html.escape(str(run_dir.parent))}/evaluation.json</code>.</p>")
-    ssim, l0 = utility["overall"]["ssim"], utility["overall"]["l0"]
+    ssim = utility["overall"]["ssim"]
     sections.append(f"<p>For people using the images: mean SSIM {ssim['mean']:.1f} % (worst 5 %: {ssim['worst_5pct']:.1f} %), "
                     f"at most {100 * manifest['measured']['l0_max']:.1f} % of pixel positions and at most "
                     f"{manifest['measured']['linf']}/255 per value changed in any image.</p>")
