@@ -29,3 +29,18 @@ def test_multiclass_auc_skips_classes_absent_from_test():
 
 def test_majority_floor():
     assert majority_floor(np.array([2, 2, 1, 0])) == 0.5
+
+
+def test_crop_gap_follows_the_papers_definition():
+    from medshield.report.tables import crop_gaps, grid_table
+
+    # Paper Table 4, TAP row: D_c 91.2, cropped 81.9, D_u 26.5, cropped 12.7 -> Gap 4.5
+    cells = [
+        {"arch": "resnet18", "defense": "none", "clean_test_accuracy": 0.912, "protected_test_accuracy": 0.265,
+         "protected_peak_test_accuracy": 0.3, "majority_floor": 0.2},
+        {"arch": "resnet18", "defense": "crop:fraction=0.75", "clean_test_accuracy": 0.819, "protected_test_accuracy": 0.127,
+         "protected_peak_test_accuracy": 0.2, "majority_floor": 0.2},
+    ]
+    [(_, _, gap)] = crop_gaps(cells)
+    assert gap == pytest.approx(0.045)
+    assert "crop Gap (resnet18, crop:fraction=0.75): +4.5 points" in grid_table(cells)

@@ -68,7 +68,26 @@ def grid_table(cells: list[dict]) -> str:
     ]
     headers = ["victim", "defense", "clean-trained acc %", "protected-trained acc %", "drop (points)",
                "protected peak acc %", "majority floor %"]
-    return markdown_table(headers, rows)
+    table = markdown_table(headers, rows)
+    gaps = crop_gaps(cells)
+    if gaps:
+        table += "\n\n" + "\n".join(f"crop Gap ({arch}, {spec}): {100 * gap:+.1f} points" for arch, spec, gap in gaps)
+        table += ("\n(paper Table 4: Gap = (protected - cropped protected) - (clean - cropped clean); "
+                  "positive means cropping removed more of the protection than of the task)")
+    return table
+
+
+def crop_gaps(cells: list[dict]) -> list[tuple[str, str, float]]:
+    """The paper's Gap for every crop cell that has a 'none' cell of the same victim."""
+    plain = {c["arch"]: c for c in cells if c["defense"] == "none"}
+    gaps = []
+    for c in cells:
+        if c["defense"].startswith("crop") and c["arch"] in plain:
+            base = plain[c["arch"]]
+            gap = (base["protected_test_accuracy"] - c["protected_test_accuracy"]) - (
+                base["clean_test_accuracy"] - c["clean_test_accuracy"])
+            gaps.append((c["arch"], c["defense"], gap))
+    return gaps
 
 
 TABLE5 = [("ssim", "SSIM"), ("ahash", "aHash"), ("phash", "pHash"), ("dhash", "dHash"), ("nmi", "NMI"),
