@@ -24,3 +24,12 @@ def test_unknown_architecture_is_an_input_error():
     assert "vgg11" in list_models()
     with pytest.raises(InputError, match="unknown architecture"):
         create_model("alexnet", num_classes=2, in_channels=1)
+
+
+def test_large_images_get_the_imagenet_stem_and_small_ones_the_cifar_stem():
+    small = create_model("resnet18", num_classes=2, in_channels=1, width=8, image_size=28)
+    large = create_model("resnet18", num_classes=2, in_channels=1, width=8, image_size=224)
+    assert small.stem[0].kernel_size == (3, 3) and small.stem[0].stride == (1, 1)
+    assert large.stem[0].kernel_size == (7, 7) and isinstance(large.stem[-1], torch.nn.MaxPool2d)
+    with torch.no_grad():
+        assert large.eval()(torch.rand(1, 1, 224, 224)).shape == (1, 2)

@@ -100,7 +100,8 @@ def train_victim(
     x_test = to_tensor(test.images("test"))
     y_test = test.labels("test")
     fmt = memory_format(dev, recipe.width)
-    model = create_model(recipe.arch, num_classes=train.num_classes, in_channels=x.shape[1], width=recipe.width)
+    model = create_model(recipe.arch, num_classes=train.num_classes, in_channels=x.shape[1], width=recipe.width,
+                         image_size=min(x.shape[-2:]))
     model = model.to(dev, memory_format=fmt)
     if recipe.optimizer == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)

@@ -19,9 +19,21 @@ def list_models(pattern: str = "*") -> list[str]:
     return MODELS.names(pattern)
 
 
-def create_model(name: str, *, num_classes: int, in_channels: int, width: int = 64) -> nn.Module:
-    """Build an architecture for ``in_channels`` x H x W inputs and ``num_classes`` outputs."""
-    return MODELS.get(name)(num_classes=num_classes, in_channels=in_channels, width=width)
+#: from this side length on, ResNets use the standard ImageNet stem (as MedMNIST's 64-224 px models)
+LARGE_IMAGE = 64
+
+
+def create_model(name: str, *, num_classes: int, in_channels: int, width: int = 64, image_size: int = 28) -> nn.Module:
+    """Build an architecture for ``in_channels`` x H x W inputs and ``num_classes`` outputs.
+
+    ResNets get the CIFAR stem below ``LARGE_IMAGE`` px and torchvision's ImageNet stem (7x7
+    stride-2 convolution + max-pool) from there on, so a 224 px source model costs what the
+    paper's did instead of 64x more.
+    """
+    factory = MODELS.get(name)
+    if name.startswith("resnet"):
+        return factory(num_classes=num_classes, in_channels=in_channels, width=width, imagenet_stem=image_size >= LARGE_IMAGE)
+    return factory(num_classes=num_classes, in_channels=in_channels, width=width)
 
 
 def memory_format(device: torch.device, width: int) -> torch.memory_format:

@@ -1,9 +1,10 @@
-"""CIFAR-style ResNets for small medical images, built from torchvision's residual blocks.
+"""ResNets for medical images of any size, built from torchvision's residual blocks.
 
 torchvision's ``ResNet`` hard-codes an ImageNet stem (7x7 stride-2 conv + max-pool) and 64 base
 channels. At 28 px that stem throws away 15/16 of the pixels before the first block, which is
 the pipeline mistake users of unlearnable-example code report (anchors.md). The MedMNIST and
-SALM experiments use the CIFAR variant: 3x3 stride-1 stem, no max-pool. ``width`` scales every
+SALM experiments use the CIFAR variant at 28 px: 3x3 stride-1 stem, no max-pool; from 64 px on
+(``imagenet_stem``) the standard stem, as MedMNIST's 64-224 px models. ``width`` scales every
 stage so CPU presets can train the same architecture at a fraction of the cost.
 """
 from __future__ import annotations
@@ -15,14 +16,22 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 class CifarResNet(nn.Module):
     """ResNet with a 3x3 stride-1 stem and no max-pool; stage widths ``width * (1, 2, 4, 8)``."""
 
-    def __init__(self, block, layers, *, num_classes: int, in_channels: int, width: int = 64):
+    def __init__(self, block, layers, *, num_classes: int, in_channels: int, width: int = 64, imagenet_stem: bool = False):
         super().__init__()
         self.inplanes = width
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1, bias=False),
-            nn.BatchNorm2d(width),
-            nn.ReLU(inplace=True),
-        )
+        if imagenet_stem:  # torchvision's stem, for 64 px and larger images
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
+            )
+        else:
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+            )
         stages = []
         for i, blocks in enumerate(layers):
             stages.append(self._make_stage(block, width * 2**i, blocks, stride=1 if i == 0 else 2))
@@ -50,11 +59,13 @@ class CifarResNet(nn.Module):
         return self.fc(self.pool(x).flatten(1))
 
 
-def resnet18(*, num_classes: int, in_channels: int, width: int = 64) -> CifarResNet:
-    """ResNet-18 (He et al. 2016), CIFAR stem; ``width=64`` is the standard network."""
-    return CifarResNet(BasicBlock, [2, 2, 2, 2], num_classes=num_classes, in_channels=in_channels, width=width)
+def resnet18(*, num_classes: int, in_channels: int, width: int = 64, imagenet_stem: bool = False) -> CifarResNet:
+    """ResNet-18 (He et al. 2016); ``width=64`` is the standard network."""
+    return CifarResNet(BasicBlock, [2, 2, 2, 2], num_classes=num_classes, in_channels=in_channels, width=width,
+                       imagenet_stem=imagenet_stem)
 
 
-def resnet50(*, num_classes: int, in_channels: int, width: int = 64) -> CifarResNet:
-    """ResNet-50 (He et al. 2016), CIFAR stem; ``width=64`` is the standard network."""
-    return CifarResNet(Bottleneck, [3, 4, 6, 3], num_classes=num_classes, in_channels=in_channels, width=width)
+def resnet50(*, num_classes: int, in_channels: int, width: int = 64, imagenet_stem: bool = False) -> CifarResNet:
+    """ResNet-50 (He et al. 2016); ``width=64`` is the standard network."""
+    return CifarResNet(Bottleneck, [3, 4, 6, 3], num_classes=num_classes, in_channels=in_channels, width=width,
+                       imagenet_stem=imagenet_stem)

@@ -103,7 +103,8 @@ class ErrorMinimizingLoop(Protection):
             delta = torch.zeros_like(x)
         delta = self._start(x, project_linf(delta, x, self.eps)).contiguous(memory_format=fmt)
         self._init_noise(delta, y, num_classes)
-        model = create_model(self.arch, num_classes=num_classes, in_channels=x.shape[1], width=self.width)
+        model = create_model(self.arch, num_classes=num_classes, in_channels=x.shape[1], width=self.width,
+                             image_size=min(x.shape[-2:]))
         model = model.to(device, memory_format=fmt)
         transform = TRANSFORMS[self.transform]
 

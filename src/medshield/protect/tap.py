@@ -77,7 +77,8 @@ class TAP(Protection):
 
     def train_source_model(self, x, y, *, num_classes, generator, progress):
         fmt = memory_format(x.device, self.width)
-        model = create_model(self.arch, num_classes=num_classes, in_channels=x.shape[1], width=self.width)
+        model = create_model(self.arch, num_classes=num_classes, in_channels=x.shape[1], width=self.width,
+                             image_size=min(x.shape[-2:]))
         model = model.to(x.device, memory_format=fmt)
         steps = self.source_epochs * math.ceil(len(x) / self.batch_size)
         train_source(
