@@ -74,7 +74,7 @@ def run_cell(flag: str, method: str, args, root) -> dict:
             "measured_change": release.manifest["measured"], "protect_params": release.manifest["params"]}
 
 
-def write(records: list[dict], preset: str) -> None:
+def write(records: list[dict], preset: str, note: str = "") -> None:
     (RESULTS / f"table1_{preset}.json").write_text(json.dumps(records, indent=2) + "\n")
     cells = {(r["dataset"], r["method"]): r for r in records}
     rows, timing, ordering = [], [], []
@@ -119,6 +119,7 @@ def write(records: list[dict], preset: str) -> None:
         "Generation wall time (s) per method:\n\n"
         f"{markdown_table(['dataset', *COLUMNS], timing)}\n\n"
         "Cells marked in table1_<preset>.json with `taken_from` reuse the identical run of benchmarks/salm_cpu.py.\n"
+        + (f"\nNote: {note}\n" if note else "")
     )
     (RESULTS / f"table1_{preset}.md").write_text(text)
 
@@ -130,11 +131,16 @@ def main():
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--note", default="", help="a remark printed under the table (e.g. what else ran on the machine)")
+    parser.add_argument("--render-only", action="store_true", help="rewrite the table from the journal, run nothing")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     root, ctx = data_root(), context()
     jsonl = RESULTS / f"table1_{args.preset}.jsonl"
     records = [r for r in read_jsonl(jsonl) if r["seed"] == args.seed]
+    if args.render_only:
+        write(records, args.preset, args.note)
+        return
     done = {(r["dataset"], r["method"]) for r in records}
     for flag in args.datasets.split(","):
         for method in args.methods.split(","):
@@ -146,7 +152,7 @@ def main():
                       "cell_s": round(time.perf_counter() - start, 1), **ctx}
             append_jsonl(jsonl, record)
             records.append(record)
-            write(records, args.preset)
+            write(records, args.preset, args.note)
             print(flag, method, f"{record['test_accuracy']:.3f}", flush=True)
 
 
