@@ -17,7 +17,7 @@ from .data.release import PERTURBATION, Release, check_output_dir, is_release, r
 from .errors import InputError
 from .evaluate.defenses import parse_defense
 from .evaluate.train import Recipe, train_victim
-from .presets import preset
+from .presets import preset, recipe_settings
 from .protect import PROTECTIONS, create_protection
 
 
@@ -151,9 +151,13 @@ def original_of(release: Release) -> MedMNISTData:
     return load(str(path))
 
 
-def victim_recipe(preset_name: str, options: dict | None) -> Recipe:
-    """The preset's victim recipe with the user's options on top (epochs given: no iteration count)."""
-    settings = {**preset(preset_name, "victim"), **(options or {})}
+def victim_recipe(preset_name: str, options: dict | None, recipe_name: str | None = None) -> Recipe:
+    """The named recipe (else the preset's victim settings) with the user's options on top.
+
+    Options that give epochs and no iteration count train for epochs.
+    """
+    base = recipe_settings(recipe_name) if recipe_name else preset(preset_name, "victim")
+    settings = {**base, **(options or {})}
     if settings.get("epochs") is not None and "iterations" not in (options or {}):
         settings["iterations"] = None
     return Recipe(**settings)
@@ -164,6 +168,7 @@ def evaluate(
     *,
     preset_name: str = "paper",
     recipe: dict | None = None,
+    recipe_name: str | None = None,
     root: str | None = None,
     seed: int = 0,
     compare: bool = False,
@@ -179,7 +184,7 @@ def evaluate(
     the training; with ``compare`` the clean run uses the same defense.
     """
     chosen = parse_defense(defense) if defense else None
-    victim = victim_recipe(preset_name, recipe)
+    victim = victim_recipe(preset_name, recipe, recipe_name)
     data, release = open_dataset(spec, root, labels)
     if isinstance(data, FolderData) and not data.has_split("test"):
         raise InputError(f"{spec} has no test images; give --labels FILE.csv with a split column (train/val/test)")
@@ -197,6 +202,7 @@ def evaluate(
         "dataset": data.name,
         "source": str(spec),
         "preset": preset_name,
+        "recipe_name": recipe_name or f"preset {preset_name}",
         "created": now_iso(),
         "versions": package_versions(),
         "machine": machine(),
@@ -248,6 +254,7 @@ def grid(
     defenses: list[str],
     preset_name: str = "paper",
     recipe: dict | None = None,
+    recipe_name: str | None = None,
     seed: int = 0,
     device: str = "auto",
     progress: bool = True,
@@ -270,13 +277,15 @@ def grid(
     out.mkdir(parents=True, exist_ok=True)
     journal = out / "grid.jsonl"
     cells = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()] if journal.exists() else []
-    key = lambda arch, spec: {"arch": arch, "defense": spec, "preset": preset_name, "seed": seed, "options": recipe or {}}  # noqa: E731
+    def key(arch: str, spec: str) -> dict:
+        cell_key = {"arch": arch, "defense": spec, "preset": preset_name, "seed": seed, "options": recipe or {}}
+        return {**cell_key, "recipe": recipe_name} if recipe_name else cell_key
     done = [c["key"] for c in cells]
     todo = [(a, d) for a in victims for d in defenses if key(a, d) not in done]
     for n, (arch, spec) in enumerate(todo, 1):
         if progress:
             print(f"grid cell {n}/{len(todo)}: {arch} + {spec}", file=sys.stderr, flush=True)
-        victim = victim_recipe(preset_name, {**(recipe or {}), "arch": arch})
+        victim = victim_recipe(preset_name, {**(recipe or {}), "arch": arch}, recipe_name)
         chosen = parse_defense(spec) if spec != "none" else None
         runs = {label: train_victim(train, data, victim, seed=seed, device=device, progress=progress, defense=chosen)
                 for label, train in (("protected", data), ("clean", original))}
@@ -291,10 +300,10 @@ def grid(
     wanted = [key(a, d) for a in victims for d in defenses]
     chosen_cells = [c for c in cells if c["key"] in wanted]
     (out / "grid.json").write_text(json.dumps({"release": str(release_dir), "manifest": {k: release.manifest[k] for k in ("method", "params", "seed")},
-                                               "preset": preset_name, "machine": machine(), "versions": package_versions(),
+                                               "preset": preset_name, "recipe_name": recipe_name, "machine": machine(), "versions": package_versions(),
                                                "cells": chosen_cells}, indent=2) + "\n")
     from .report import grid_table
 
-    (out / "grid.md").write_text(f"# {data.name}: {release.manifest['method']} release, victims x defenses (preset {preset_name}, seed {seed})\n\n"
+    (out / "grid.md").write_text(f"# {data.name}: {release.manifest['method']} release, victims x defenses (preset {preset_name}, recipe {recipe_name or 'of the preset'}, seed {seed})\n\n"
                                  + grid_table(chosen_cells) + "\n")
     return chosen_cells

@@ -22,6 +22,24 @@ PRESETS: dict[str, dict[str, dict]] = {
 }
 
 
+# Victim training recipes by name (``--recipe``); without one, the preset's victim settings apply.
+RECIPES: dict[str, dict] = {
+    # Appendix B.2: SGD 0.1, momentum 0.9, wd 5e-4, 20,000 iterations of 128, lr x0.1 at 50/75 %.
+    "paper": {},
+    # MedMNIST v2's official ResNet-18 training: Adam 1e-3, 100 epochs of 128, lr x0.1 at 50 % and
+    # 75 %, no weight decay, no augmentation, full width.
+    "medmnist": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "epochs": 100, "iterations": None,
+                 "batch_size": 128, "schedule": "multistep", "lr_milestones": (0.5, 0.75), "augment": False},
+    "cpu": PRESETS["cpu"]["victim"],
+}
+
+
+def recipe_settings(name: str) -> dict:
+    if name not in RECIPES:
+        raise InputError(f"unknown victim recipe {name!r}; available: {', '.join(RECIPES)}")
+    return dict(RECIPES[name])
+
+
 def preset(name: str, part: str, method: str | None = None) -> dict:
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
