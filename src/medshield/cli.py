@@ -89,6 +89,11 @@ VICTIM_OPTIONS = [
 ]
 
 
+SEGMENTATION_HELP = ("your TorchScript segmentation network (torch.jit.save): also report how many pixels it labels "
+                     "differently on the release; takes (N, C, H, W) floats in [0, 1], returns (N, K, H, W) scores "
+                     "or (N, 1, H, W) logits. Load only models you trust")
+
+
 def _add(p, options):
     for flag, dest, kwargs in options:
         p.add_argument(flag, dest=dest, default=None, **kwargs)
@@ -137,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Compare a release's train images with the originals it was made from.")
     p.add_argument("release", help="release folder written by 'medshield protect'")
     p.add_argument("--json", help="write the full results (overall and per class) as JSON to this file")
+    p.add_argument("--segmentation-model", help=SEGMENTATION_HELP)
     p.add_argument("--quiet", action="store_true", help="no table")
 
     p = verbs.add_parser("report", help="one self-contained HTML page for a release, its evaluations and grids",
@@ -144,11 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
                                      "evaluations (--json files) and grids found beside it.")
     p.add_argument("release", help="release folder written by 'medshield protect'")
     p.add_argument("--out", help="folder for index.html and figures (default: RELEASE-report beside it)")
+    p.add_argument("--segmentation-model", help=SEGMENTATION_HELP)
 
     p = verbs.add_parser("compare", help="utility of several releases side by side (paper Table 5 layout)",
                          description="Mean SSIM, hash similarities, NMI, PSNR, segmentation agreement and L0 per release.")
     p.add_argument("releases", nargs="+", help="release folders, e.g. one per method on the same dataset")
     p.add_argument("--json", help="write every release's full utility results as JSON to this file")
+    p.add_argument("--segmentation-model", help=SEGMENTATION_HELP)
 
     verbs.add_parser("methods", help="list protection methods and their defaults")
     return parser
@@ -207,7 +215,7 @@ def _run(args) -> int:
             print(grid_table(cells))
         return 0
     if args.verb == "compare":
-        reports = [pipeline.utility(path) for path in args.releases]
+        reports = [pipeline.utility(path, args.segmentation_model) for path in args.releases]
         if args.json:
             Path(args.json).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(reports, indent=2) + "\n")
@@ -216,10 +224,10 @@ def _run(args) -> int:
     if args.verb == "report":
         from .report.html import build_report
 
-        print(f"wrote {build_report(args.release, args.out)}")
+        print(f"wrote {build_report(args.release, args.out, args.segmentation_model)}")
         return 0
     if args.verb == "utility":
-        report = pipeline.utility(args.release)
+        report = pipeline.utility(args.release, args.segmentation_model)
         if args.json:
             Path(args.json).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(report, indent=2) + "\n")

@@ -219,15 +219,20 @@ def evaluate(
     return report
 
 
-def utility(spec: str) -> dict:
-    """Similarity of a release's train images to the originals (see evaluate.utility)."""
-    from .evaluate.utility import utility_report
+def utility(spec: str, segmentation_model: str | None = None) -> dict:
+    """Similarity of a release's train images to the originals (see evaluate.utility).
 
+    ``segmentation_model``: the owner's TorchScript network, for a second segmentation agreement.
+    """
+    from .evaluate.utility import ModelSegmenter, utility_report
+
+    segmenter = ModelSegmenter(segmentation_model) if segmentation_model else None
     data, release = open_dataset(spec)
     if release is None:
         raise InputError(f"{spec} is not a release folder; utility compares a release with its original")
     original = original_of(release)
-    report = utility_report(original.images("train"), data.images("train"), data.labels("train"))
+    report = utility_report(original.images("train"), data.images("train"), data.labels("train"),
+                            segmenter=segmenter, maximum=getattr(original, "maximum", None))
     return {"dataset": data.name, "source": str(spec), "method": release.manifest["method"],
             "params": release.manifest["params"], "created": now_iso(), **report}
 

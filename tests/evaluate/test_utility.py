@@ -70,3 +70,45 @@ def test_report_aggregates_per_class_with_worst_tail():
     assert report["overall"]["ssim"]["worst_5pct"] <= report["overall"]["ssim"]["mean"]
     assert report["overall"]["psnr"]["identical"] == 10 and math.isfinite(report["overall"]["psnr"]["mean"])
     assert report["overall"]["l0"]["worst_5pct"] >= report["overall"]["l0"]["mean"]
+
+
+def _threshold_model(tmp_path, level: float):
+    """A TorchScript 'segmentation network': foreground where the gray value exceeds ``level``."""
+    import torch
+
+    class Threshold(torch.nn.Module):
+        def __init__(self, level: float):
+            super().__init__()
+            self.level = level
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean(dim=1, keepdim=True) - self.level
+
+    path = tmp_path / "segmenter.pt"
+    torch.jit.save(torch.jit.script(Threshold(level)), str(path))
+    return path
+
+
+def test_owner_model_agreement_is_100_for_identical_and_drops_when_labels_flip(tmp_path):
+    from medshield.evaluate.utility import ModelSegmenter
+
+    segmenter = ModelSegmenter(_threshold_model(tmp_path, 150 / 255))
+    images = np.stack([textured(seed) for seed in range(4)])
+    same = utility_report(images, images.copy(), segmenter=segmenter)
+    assert same["overall"]["model_segmentation_agreement"]["mean"] == pytest.approx(100.0)
+    flipped = images.copy()
+    flipped[:, 0, :4] = 255  # 4 background pixels per image pushed over the model's threshold
+    report = utility_report(images, flipped, segmenter=segmenter)
+    assert report["overall"]["model_segmentation_agreement"]["mean"] == pytest.approx(100 * (1 - 4 / 784))
+
+
+def test_owner_model_must_be_torchscript(tmp_path):
+    from medshield.errors import InputError
+    from medshield.evaluate.utility import ModelSegmenter
+
+    bad = tmp_path / "weights.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(InputError, match="not a TorchScript model"):
+        ModelSegmenter(bad)
+    with pytest.raises(InputError, match="not found"):
+        ModelSegmenter(tmp_path / "missing.pt")

@@ -16,17 +16,25 @@ Definitions (so numbers compare with the SALM paper's Table 5):
   (a position counts once however many of its channels changed).
 - Segmentation agreement: both images segmented the same way (Otsu threshold, then a binary
   opening and small-object removal); the fraction of pixels whose label is the same.
+- Model segmentation agreement (optional): the same with the owner's own TorchScript network
+  (see :class:`ModelSegmenter`).
 
 Per-image values are aggregated per dataset and per class as the mean and the worst 5 % (the
 5th percentile for similarities, the 95th for changes).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import imagehash
 import numpy as np
+import torch
 from PIL import Image
 from skimage import filters, morphology
 from skimage.metrics import normalized_mutual_information, peak_signal_noise_ratio, structural_similarity
+
+from ..data.tensors import full_range, to_float, to_tensor
+from ..errors import InputError
 
 HASHES = {"ahash": imagehash.average_hash, "phash": imagehash.phash, "dhash": imagehash.dhash}
 HASH_SIZE = 8
@@ -57,6 +65,54 @@ def segment(image: np.ndarray) -> np.ndarray:
     mask = gray > filters.threshold_otsu(gray)
     mask = morphology.opening(mask, morphology.disk(1))
     return morphology.remove_small_objects(mask, max_size=max(1, gray.size // 500))
+
+
+class ModelSegmenter:
+    """The owner's segmentation network, saved with ``torch.jit.save`` (TorchScript).
+
+    Input: float images in [0, 1] (value / full range of the stored format), shape (N, C, H, W)
+    with the dataset's channel count. Output: (N, K, H, W) class scores, argmax taken; or
+    (N, 1, H, W) / (N, H, W) logits, foreground where > 0. TorchScript runs code from the file:
+    load only models you trust.
+    """
+
+    def __init__(self, path: str | Path, batch_size: int = 64):
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"segmentation model {path} not found; give a TorchScript file (torch.jit.save)")
+        try:
+            self.model = torch.jit.load(str(path), map_location="cpu").eval()
+        except (RuntimeError, ValueError) as exc:
+            raise InputError(f"{path} is not a TorchScript model ({str(exc).splitlines()[0]}); save it with torch.jit.save") from None
+        self.path, self.batch_size = path, batch_size
+
+    def __call__(self, images: np.ndarray, maximum: int | None = None) -> np.ndarray:
+        """Label map (N, H, W) for stored images (N, H, W[, C]); ``maximum``: the format's range."""
+        maximum = maximum or full_range(images.dtype)
+        maps = []
+        with torch.no_grad():
+            for chunk in to_tensor(images).split(self.batch_size):
+                try:
+                    scores = self.model(to_float(chunk, maximum))
+                except RuntimeError as exc:
+                    raise InputError(f"segmentation model {self.path} failed on input {tuple(chunk.shape)}: "
+                                     f"{str(exc).splitlines()[0]}") from None
+                if scores.dim() == 4 and scores.shape[1] > 1:
+                    maps.append(scores.argmax(1))
+                else:
+                    maps.append(scores.reshape(len(chunk), *scores.shape[-2:]) > 0)
+        labels = torch.cat(maps).numpy()
+        if labels.shape[-2:] != images.shape[1:3]:
+            raise InputError(f"segmentation model {self.path} returned maps of size {labels.shape[-2:]} "
+                             f"for images of {images.shape[1:3]}; it must keep the image size")
+        return labels
+
+
+def model_agreement(segmenter: ModelSegmenter, original: np.ndarray, released: np.ndarray,
+                    maximum: int | None = None) -> np.ndarray:
+    """Per image, % of pixels the owner's model labels the same on the original and the release."""
+    same = segmenter(original, maximum) == segmenter(released, maximum)
+    return 100.0 * same.reshape(len(original), -1).mean(axis=1)
 
 
 def image_metrics(original: np.ndarray, released: np.ndarray) -> dict[str, float]:
@@ -93,17 +149,25 @@ def _summary(values: np.ndarray, higher_is_similar: bool) -> dict[str, float]:
     }
 
 
-def utility_report(original: np.ndarray, released: np.ndarray, labels: np.ndarray | None = None) -> dict:
-    """Per-metric mean and worst 5 % over the dataset and per class; and the per-image table."""
+def utility_report(original: np.ndarray, released: np.ndarray, labels: np.ndarray | None = None,
+                   segmenter: ModelSegmenter | None = None, maximum: int | None = None) -> dict:
+    """Per-metric mean and worst 5 % over the dataset and per class.
+
+    With ``segmenter`` also ``model_segmentation_agreement`` (the owner's network).
+    """
     if original.shape != released.shape:
         raise ValueError(f"shape mismatch: original {original.shape} vs released {released.shape}")
     rows = [image_metrics(a, b) for a, b in zip(original, released)]
     table = {name: np.array([row[name] for row in rows]) for name in HIGHER_IS_SIMILAR}
-    report = {"images": len(rows), "overall": {n: _summary(v, HIGHER_IS_SIMILAR[n]) for n, v in table.items()}}
+    if segmenter is not None:
+        table["model_segmentation_agreement"] = model_agreement(segmenter, original, released, maximum)
+    report = {"images": len(rows), "overall": {n: _summary(v, HIGHER_IS_SIMILAR.get(n, True)) for n, v in table.items()}}
+    if segmenter is not None:
+        report["segmentation_model"] = str(segmenter.path)
     if labels is not None:
         labels = np.asarray(labels).reshape(-1)
         report["per_class"] = {
-            int(c): {n: _summary(v[labels == c], HIGHER_IS_SIMILAR[n]) for n, v in table.items()}
+            int(c): {n: _summary(v[labels == c], HIGHER_IS_SIMILAR.get(n, True)) for n, v in table.items()}
             for c in np.unique(labels)
         }
     return report

@@ -15,7 +15,7 @@ from pathlib import Path
 from .._runtime import now_iso
 from ..errors import InputError
 from .figures import comparison_grid, learning_curves, perturbation_map
-from .tables import UTILITY_ROWS
+from .tables import utility_rows
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
@@ -87,7 +87,7 @@ def verdict(evaluation: dict) -> str:
     return line
 
 
-def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+def build_report(run_dir: str | Path, out: str | Path | None = None, segmentation_model: str | None = None) -> Path:
     from .. import pipeline
 
     run_dir = Path(run_dir).expanduser().resolve()
@@ -98,7 +98,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     manifest = release.manifest
     original = pipeline.original_of(release)
-    utility = pipeline.utility(str(run_dir))
+    utility = pipeline.utility(str(run_dir), segmentation_model)
     evaluations, grids = find_results(run_dir)
 
     sections = [f"<h1>{html.escape(data.name)}: {html.escape(manifest['method'].upper())} release</h1>",
@@ -123,7 +123,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
     sections.append("<h2>Utility: how much the images changed</h2>")
     rows = []
-    for key, label in UTILITY_ROWS:
+    for key, label in utility_rows(utility):
         s = utility["overall"][key]
         scale = 100.0 if key == "l0" else 1.0
         rows.append([label, f"{scale * s['mean']:.2f}", f"{scale * s['worst_5pct']:.2f}"])

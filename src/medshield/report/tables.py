@@ -48,10 +48,16 @@ UTILITY_ROWS = [
 ]
 
 
+def utility_rows(report: dict) -> list[tuple[str, str]]:
+    """The measures a utility report holds (the model agreement only when a model was given)."""
+    extra = [("model_segmentation_agreement", "model segmentation agreement %")]
+    return UTILITY_ROWS + [row for row in extra if row[0] in report["overall"]]
+
+
 def utility_table(report: dict) -> str:
     """One row per similarity measure: mean and worst 5 % over the released train images."""
     rows = []
-    for key, label in UTILITY_ROWS:
+    for key, label in utility_rows(report):
         summary = report["overall"][key]
         scale = 100.0 if key == "l0" else 1.0
         rows.append([label, f"{scale * summary['mean']:.2f}", f"{scale * summary['worst_5pct']:.2f}"])
