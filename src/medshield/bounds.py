@@ -4,23 +4,32 @@ from __future__ import annotations
 import numpy as np
 
 
-def pixel_change(original: np.ndarray, released: np.ndarray) -> dict[str, float | int]:
+def pixel_change(original, released, chunk: int = 256) -> dict[str, float | int]:
     """L-inf in pixel units and L0 as the fraction of pixel *positions* changed per image.
 
-    Arrays are (N, H, W) or (N, H, W, C) uint8 or uint16. A position counts as changed when any of its
-    channels differs, which is the sparsity the L0 bound of SALM's Eq. (3) limits.
+    Arrays are (N, H, W) or (N, H, W, C) uint8 or uint16, or anything sliced like them (on-disk
+    scratch arrays): they are compared ``chunk`` images at a time, so the check needs memory for
+    a chunk, not for the dataset. A position counts as changed when any of its channels differs,
+    which is the sparsity the L0 bound of SALM's Eq. (3) limits.
     """
-    if original.shape != released.shape:
-        raise ValueError(f"shape mismatch: original {original.shape} vs released {released.shape}")
-    diff = np.abs(released.astype(np.int32) - original.astype(np.int32))
-    changed = diff > 0
-    if changed.ndim == 4:
-        changed = changed.any(axis=-1)
-    per_image = changed.reshape(len(changed), -1).mean(axis=1)
+    if tuple(original.shape) != tuple(released.shape):
+        raise ValueError(f"shape mismatch: original {tuple(original.shape)} vs released {tuple(released.shape)}")
+    n = len(original)
+    linf = 0
+    changed = np.zeros(n, dtype=np.int64)
+    for start in range(0, n, chunk):
+        diff = np.abs(np.asarray(released[start:start + chunk], np.int32) - np.asarray(original[start:start + chunk], np.int32))
+        linf = max(linf, int(diff.max()) if diff.size else 0)
+        moved = diff > 0
+        if moved.ndim == 4:
+            moved = moved.any(axis=-1)
+        changed[start:start + len(moved)] = moved.reshape(len(moved), -1).sum(axis=1)
+    positions = int(np.prod(original.shape[1:3]))
+    per_image = changed / positions
     return {
-        "linf": int(diff.max()) if diff.size else 0,
-        "l0_max": float(per_image.max()) if per_image.size else 0.0,
-        "l0_mean": float(per_image.mean()) if per_image.size else 0.0,
-        "changed_positions_max": int(changed.reshape(len(changed), -1).sum(axis=1).max()) if per_image.size else 0,
-        "positions_per_image": int(np.prod(changed.shape[1:])),
+        "linf": linf,
+        "l0_max": float(per_image.max()) if n else 0.0,
+        "l0_mean": float(per_image.mean()) if n else 0.0,
+        "changed_positions_max": int(changed.max()) if n else 0,
+        "positions_per_image": positions,
     }

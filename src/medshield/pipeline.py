@@ -69,7 +69,8 @@ def protect(
     selected = select_for_protection(data, fraction, classes, seed)
     result = protection.protect(data, seed=seed, device=device, progress=progress)
     if not selected.all():
-        result.images = np.where(selected.reshape((-1,) + (1,) * (result.images.ndim - 1)), result.images, data.images("train"))
+        unselected = np.flatnonzero(~selected)
+        result.released[unselected] = data.images("train")[unselected]
     manifest = {
         "medshield": __version__,
         "created": now_iso(),
@@ -93,7 +94,7 @@ def protect(
         "machine": machine(),
     }
     if isinstance(data, FolderData):
-        return write_folder_release(out, data, result.images, manifest, max_linf=result.max_linf, max_l0=result.max_l0,
+        return write_folder_release(out, data, result.released, manifest, max_linf=result.max_linf, max_l0=result.max_l0,
                                     overwrite=overwrite, labels_csv=labels, jpeg_as_png=jpeg_as_png)
     return write_release(
         out, data, result.images, manifest, max_linf=result.max_linf, max_l0=result.max_l0, overwrite=overwrite

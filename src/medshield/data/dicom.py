@@ -65,11 +65,6 @@ class DicomData(FolderData):
             raise InputError(f"{path}: cannot decode its pixel data ({exc}); store it uncompressed") from None
         return (values - self.offset).astype(np.uint16)
 
-    def images(self, split: str) -> np.ndarray:
-        if split not in self.arrays:
-            self.arrays[split] = np.stack([self.read_file(self.path / self.files[i]) for i in self.indices(split)])
-        return self.arrays[split]
-
     def output_name(self, rel: str, jpeg_as_png: bool) -> str:
         return rel
 

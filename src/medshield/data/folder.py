@@ -8,6 +8,10 @@ entries each give one error line naming the file.
 
 Images of different sizes are rejected (with the sizes found) rather than resized behind the
 owner's back: resize them to one size first, or protect each size group as its own folder.
+
+Images are read lazily: loading validates every file but keeps none, and a split's pixels are
+decoded on first use, one file at a time, into an on-disk cache (:mod:`.scratch`) that
+``images(split)`` maps, so a folder larger than RAM can be protected.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
+from .scratch import ScratchArray
 
 SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 SPLITS = ("train", "val", "test")
@@ -56,7 +61,7 @@ class FolderData:
     label_index: np.ndarray
     split: np.ndarray
     class_names: list[str]
-    arrays: dict = field(default_factory=dict)
+    caches: dict = field(default_factory=dict)
     task: str = "multi-class"
     format = "folder"
 
@@ -75,9 +80,24 @@ class FolderData:
         return np.flatnonzero(self.split == split)
 
     def images(self, split: str) -> np.ndarray:
-        if split not in self.arrays:
-            self.arrays[split] = np.stack([read_image(self.path / self.files[i]) for i in self.indices(split)])
-        return self.arrays[split]
+        """The split's images (N, H, W[, C]) as a read-only map of :meth:`image_store`: mapped
+        afresh on each call, so a caller that drops the array drops its pages too."""
+        return self.image_store(split).mapped()
+
+    def image_store(self, split: str) -> ScratchArray:
+        """The split's decoded images on disk, built on first use by decoding one file at a time
+        (a dataset larger than RAM never sits in memory)."""
+        if split not in self.caches:
+            rows = self.indices(split)
+            if not len(rows):
+                raise InputError(f"{self.path}: no image has split {split!r}")
+            first = self.read_file(self.path / self.files[rows[0]])
+            store = ScratchArray((len(rows), *first.shape), first.dtype)
+            store[0] = first
+            for n, i in enumerate(rows[1:], start=1):
+                store[n] = self.read_file(self.path / self.files[i])
+            self.caches[split] = store
+        return self.caches[split]
 
     def labels(self, split: str) -> np.ndarray:
         return self.label_index[self.indices(split)]

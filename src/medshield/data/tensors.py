@@ -18,8 +18,10 @@ def full_range(dtype) -> int:
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """Stored images -> integer tensor (N, C, H, W), gray gets C = 1 (uint16 becomes int32)."""
-    array = np.ascontiguousarray(images)
+    """Stored images -> integer tensor (N, C, H, W), gray gets C = 1 (uint16 becomes int32).
+
+    Read-only arrays (memory-mapped caches) are copied: torch tensors need writable memory."""
+    array = np.require(images, requirements=["C", "W"])
     if array.dtype == np.uint16:
         array = array.astype(np.int32)
     t = torch.from_numpy(array)

@@ -9,7 +9,11 @@ perturbed training set, checked once per pass over the data, reaches the thresho
 
 Subclasses decide where the noise may go through ``_update_mask`` (which positions a PGD step
 may change) and ``_constrain`` (what the noise must satisfy after each step), and how it is
-stored through ``_init_noise``/``_load``/``_store``/``_noise`` (per sample, or per class).
+stored through ``_init_noise``/``_load``/``_store`` (per sample, or per class).
+
+Per-sample noise lives on disk in whole levels of the stored format (``_storage.NoiseStore``:
+int8 for 8-bit data, int16 for 16-bit), and images are read per batch, so the loop's memory is
+that of a batch and the model, whatever the size of the dataset.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from ..models import create_model, memory_format
 from ._augment import TRANSFORMS
 from ._ops import project_linf
 from ._source import accuracy, signed_step, source_settings, train_source
+from ._storage import NoiseStore
 from .base import Protection, check_range
 
 
@@ -71,7 +76,7 @@ class ErrorMinimizingLoop(Protection):
         self.stop_accuracy = stop_accuracy
 
     # Hooks for methods that restrict where the noise goes (SALM's mask).
-    def _start(self, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    def _start(self, delta: torch.Tensor) -> torch.Tensor:
         return delta
 
     def _update_mask(self, grad, delta, index, step: int, pgd_step: int):
@@ -80,32 +85,32 @@ class ErrorMinimizingLoop(Protection):
     def _constrain(self, delta: torch.Tensor, index) -> torch.Tensor:
         return delta
 
-    # Where the noise is stored: one tensor per sample (class-wise EM overrides these).
-    def _init_noise(self, delta: torch.Tensor, y: torch.Tensor, num_classes: int) -> None:
-        self._delta = delta
+    def _random_start(self, xb: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The noise a batch starts from: uniform in the radius (or zero), inside the valid range."""
+        if self.random_start:
+            delta = (torch.rand(xb.shape, generator=generator).to(xb.device) * 2 - 1) * self.eps
+        else:
+            delta = torch.zeros_like(xb)
+        return self._start(project_linf(delta, xb, self.eps))
+
+    # Where the noise is stored: per sample on disk (class-wise EM overrides these).
+    def _init_noise(self, x, y: torch.Tensor, num_classes: int, generator: torch.Generator) -> None:
+        self._delta = NoiseStore(x.shape, self.eps_levels(x.maximum), x.maximum)
+        for index in torch.arange(len(x), device=x.device).split(self.batch_size):
+            self._delta.store(index, self._random_start(x[index], generator))
 
     def _load(self, index: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self._delta[index]
+        return self._delta.load(index, y.device)
 
     def _store(self, index: torch.Tensor, y: torch.Tensor, d: torch.Tensor) -> None:
-        self._delta[index] = d
-
-    def _noise(self, y: torch.Tensor) -> torch.Tensor:
-        return self._delta
+        self._delta.store(index, d)
 
     def _perturb(self, x, y, *, num_classes, generator, progress):
         device = x.device
-        fmt = memory_format(device, self.width)
-        x = x.contiguous(memory_format=fmt)
-        if self.random_start:
-            delta = (torch.rand(x.shape, generator=generator) * 2 - 1).to(device) * self.eps
-        else:
-            delta = torch.zeros_like(x)
-        delta = self._start(x, project_linf(delta, x, self.eps)).contiguous(memory_format=fmt)
-        self._init_noise(delta, y, num_classes)
+        self._init_noise(x, y, num_classes, generator)
         model = create_model(self.arch, num_classes=num_classes, in_channels=x.shape[1], width=self.width,
                              image_size=min(x.shape[-2:]))
-        model = model.to(device, memory_format=fmt)
+        model = model.to(device, memory_format=memory_format(device, self.width))
         transform = TRANSFORMS[self.transform]
 
         def pgd(index, step):
@@ -130,7 +135,7 @@ class ErrorMinimizingLoop(Protection):
             # The original EM stop rule, checked once per pass over the data.
             if self.stop_accuracy is None or (step + 1) % passes:
                 return False
-            return accuracy(model, x + self._noise(y), y) >= self.stop_accuracy
+            return accuracy(model, lambda index: x[index] + self._load(index, y[index]), y) >= self.stop_accuracy
 
         train_source(
             model, x, y, steps=self.steps, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
@@ -138,8 +143,10 @@ class ErrorMinimizingLoop(Protection):
             transform=transform, generator=generator, prepare=pgd, stop=reached_accuracy, log=self._log,
             desc=f"{self.name} source steps", progress=progress,
         )
+        chunks = torch.arange(len(x), device=device).split(self.batch_size)
         if self.final_pass:
-            chunks = torch.arange(len(x), device=device).split(self.batch_size)
             for index in tqdm(chunks, desc=f"{self.name} final pass", disable=not progress, leave=False):
                 pgd(index, self.steps)
-        return self._noise(y).contiguous()
+        for index in chunks:  # after the final pass: class-wise noise is final only once every batch is done
+            yield index, self._load(index, y[index])
+        self._delta = None  # frees the noise file before the release is written

@@ -46,7 +46,7 @@ def signed_step(delta, grad, step_size: float, x, eps: float, *, descend: bool, 
 
 def train_source(
     model: torch.nn.Module,
-    x: torch.Tensor,
+    x,
     y: torch.Tensor,
     *,
     steps: int,
@@ -66,8 +66,9 @@ def train_source(
 ) -> int:
     """Train ``model`` for ``steps`` SGD steps; returns the number of steps run.
 
-    ``prepare(index, step)`` returns the batch to train on (default: the clean images);
-    ``stop(step)`` ends training early when it returns True.
+    ``x`` gives the clean images of a batch as ``x[index]`` (a tensor, or the lazily read
+    ``TrainImages``); ``prepare(index, step)`` returns the batch to train on instead (default:
+    the clean images); ``stop(step)`` ends training early when it returns True.
     """
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [int(m * steps) for m in lr_milestones], gamma=lr_decay)
@@ -97,9 +98,10 @@ def train_source(
     return steps
 
 
-def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> float:
-    """Accuracy of ``model`` (eval mode) on float images ``x``."""
+def accuracy(model: torch.nn.Module, inputs: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor, batch_size: int = 512) -> float:
+    """Accuracy of ``model`` (eval mode) on the float images ``inputs(index)`` returns, batch by batch."""
     model.eval()
     with torch.no_grad():
-        correct = sum((model(xb).argmax(1) == yb).sum().item() for xb, yb in zip(x.split(batch_size), y.split(batch_size)))
-    return correct / len(x)
+        correct = sum((model(inputs(index)).argmax(1) == y[index]).sum().item()
+                      for index in torch.arange(len(y), device=y.device).split(batch_size))
+    return correct / len(y)

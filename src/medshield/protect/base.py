@@ -1,12 +1,18 @@
 """The interface every protection method implements, and the registry that lists them.
 
 Shaped after torchattacks' ``Attack``: the base class does the shared work (seeding, layout
-conversion, the L0 projection for sparse methods, quantization to uint8) and a method implements
-only ``_perturb``, which returns a float perturbation for (N, C, H, W) images in [0, 1].
+conversion, the L0 projection for sparse methods, quantization to the stored format) and a
+method implements only ``_perturb``, which yields ``(index, delta)`` pairs: a float perturbation
+for a batch of the (N, C, H, W) images in [0, 1], every image once.
+
+Nothing of the size of the dataset is held in memory: the images are read per batch
+(``_storage.TrainImages``), the released images are written per batch to an on-disk
+:class:`~medshield.data.scratch.ScratchArray`, and methods keep their per-image state on disk too.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,9 +21,11 @@ import torch
 from .._registry import Registry
 from .._runtime import pick_device, seed_everything
 from ..data.medmnist import MedMNISTData
-from ..data.tensors import full_range, to_float, to_stored, to_tensor
+from ..data.scratch import ScratchArray
+from ..data.tensors import to_stored, to_tensor
 from ..errors import InputError
 from ._ops import project_l0, quantize
+from ._storage import TrainImages
 
 PROTECTIONS: Registry[type["Protection"]] = Registry("method")
 
@@ -38,14 +46,19 @@ def create_protection(name: str, **params) -> "Protection":
 
 @dataclass
 class ProtectionResult:
-    """Protected train images in the stored layout, plus what produced them."""
+    """Protected train images in the stored layout (on disk), plus what produced them."""
 
-    images: np.ndarray
+    released: ScratchArray
     params: dict
     seconds: float
     max_linf: int
     max_l0: float
     log: list[dict] = field(default_factory=list)
+
+    @property
+    def images(self) -> np.ndarray:
+        """The protected images as a read-only array (a map of ``released``)."""
+        return self.released.mapped()
 
 
 def check_range(owner: str, name: str, value, low, high, hint: str = "") -> None:
@@ -85,30 +98,29 @@ class Protection:
     ) -> ProtectionResult:
         """Perturb the train split of ``data``; returns images of the stored dtype within the bounds."""
         generator = seed_everything(seed)
-        dev = pick_device(device)
-        stored = data.images("train")
-        maximum = getattr(data, "maximum", None) or full_range(stored.dtype)  # DICOM: 2^BitsStored - 1
-        images = to_tensor(stored)
-        labels = torch.from_numpy(data.labels("train"))
+        x = TrainImages(data, pick_device(device))
+        labels = torch.from_numpy(data.labels("train")).to(x.device)
+        levels = self.eps_levels(x.maximum)
+        released = ScratchArray(x.stored_shape, x.dtype)
         self._log: list[dict] = []
         start = time.perf_counter()
-        delta = self._perturb(
-            to_float(images, maximum).to(dev), labels.to(dev), num_classes=data.num_classes, generator=generator, progress=progress
-        ).detach().cpu()
-        if self.k < 1.0:
-            delta = project_l0(delta, self.k)
-        released = quantize(images, delta, self.eps_levels(maximum), maximum)
-        seconds = time.perf_counter() - start
+        for index, delta in self._perturb(x, labels, num_classes=data.num_classes, generator=generator, progress=progress):
+            delta = delta.detach().cpu()
+            if self.k < 1.0:
+                delta = project_l0(delta, self.k)
+            rows = index.cpu().numpy()
+            stored = x.read(rows)
+            released[rows] = to_stored(quantize(to_tensor(stored), delta, levels, x.maximum), stored)
         return ProtectionResult(
-            images=to_stored(released, stored),
+            released=released,
             params={"method": self.name, **self.params()},
-            seconds=seconds,
-            max_linf=self.eps_levels(maximum),
+            seconds=time.perf_counter() - start,
+            max_linf=levels,
             max_l0=self.k,
             log=self._log,
         )
 
     def _perturb(
-        self, x: torch.Tensor, y: torch.Tensor, *, num_classes: int, generator: torch.Generator, progress: bool
-    ) -> torch.Tensor:
+        self, x: TrainImages, y: torch.Tensor, *, num_classes: int, generator: torch.Generator, progress: bool
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         raise NotImplementedError

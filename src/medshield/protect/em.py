@@ -38,13 +38,13 @@ class EM(ErrorMinimizingLoop):
             raise InputError(f"em: mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode = mode
 
-    def _init_noise(self, delta, y, num_classes):
+    def _init_noise(self, x, y, num_classes, generator):
         if self.mode == "sample":
-            return super()._init_noise(delta, y, num_classes)
-        # One noise per class; the random start of the first image of each class seeds it.
-        self._class_noise = torch.zeros((num_classes, *delta.shape[1:]), dtype=delta.dtype, device=delta.device)
-        for c in y.unique():
-            self._class_noise[c] = delta[(y == c).nonzero()[0, 0]]
+            return super()._init_noise(x, y, num_classes, generator)
+        # One noise per class (small: kept in memory); the random start of each class's first image seeds it.
+        first = torch.stack([(y == c).nonzero()[0, 0] for c in y.unique()])
+        self._class_noise = torch.zeros((num_classes, *x.shape[1:]), device=x.device)
+        self._class_noise[y[first]] = self._random_start(x[first], generator)
 
     def _load(self, index, y):
         if self.mode == "sample":
@@ -56,8 +56,3 @@ class EM(ErrorMinimizingLoop):
             return super()._store(index, y, d)
         for c in y.unique():
             self._class_noise[c] = d[y == c].mean(dim=0)
-
-    def _noise(self, y):
-        if self.mode == "sample":
-            return super()._noise(y)
-        return self._class_noise[y]

@@ -6,6 +6,8 @@ import torch
 
 from .base import Protection, register_protection
 
+BATCH = 256  # images drawn at a time
+
 
 @register_protection
 class RandomNoise(Protection):
@@ -14,4 +16,5 @@ class RandomNoise(Protection):
     name = "random"
 
     def _perturb(self, x, y, *, num_classes, generator, progress):
-        return ((torch.rand(x.shape, generator=generator) * 2 - 1) * self.eps).to(x.device)
+        for index in torch.arange(len(x)).split(BATCH):
+            yield index, (torch.rand((len(index), *x.shape[1:]), generator=generator) * 2 - 1) * self.eps

@@ -23,8 +23,10 @@ positions by |noise| before quantization, so the L0 bound holds on the bytes wri
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from ..data.scratch import ScratchArray
 from ..errors import InputError
 from ._bilevel import ErrorMinimizingLoop
 from ._ops import project_l0, topk_mask
@@ -66,11 +68,19 @@ class SALM(ErrorMinimizingLoop):
         self.mask_scope = mask_scope
         self.mask_refresh = mask_refresh
 
-    def _start(self, x, delta):
+    def _init_noise(self, x, y, num_classes, generator):
+        if self.mask == "fixed":  # masks on disk (one byte per position) like the noise; their step in RAM
+            n, _, height, width = x.shape
+            self._masks = ScratchArray((n, 1, height, width), np.bool_)
+            self._mask_step = torch.full((n,), -(10**12), dtype=torch.long)
+        super()._init_noise(x, y, num_classes, generator)
+
+    def _perturb(self, x, y, *, num_classes, generator, progress):
+        yield from super()._perturb(x, y, num_classes=num_classes, generator=generator, progress=progress)
+        self._masks = None  # frees the mask file before the release is written
+
+    def _start(self, delta):
         # Random start restricted to K % of positions: the L0 bound holds from the first step.
-        n, _, height, width = x.shape
-        self._masks = torch.zeros(n, 1, height, width, dtype=torch.bool, device=x.device)
-        self._mask_step = torch.full((n,), -(10**12), dtype=torch.long, device=x.device)
         return project_l0(delta, self.k)
 
     def _update_mask(self, grad, delta, index, step, pgd_step):
@@ -79,15 +89,19 @@ class SALM(ErrorMinimizingLoop):
         scores = grad.abs().sum(dim=1)
         if self.mask == "step":
             return topk_mask(scores, self.k, self.mask_scope)
-        if pgd_step == 0:
-            stale = (step - self._mask_step[index]) >= self.mask_refresh
+        if pgd_step == 0:  # the batch's masks, refreshed where stale, held for this visit
+            rows = index.cpu()
+            masks = torch.from_numpy(self._masks[rows.numpy()]).to(grad.device)
+            stale = (step - self._mask_step[rows]) >= self.mask_refresh
             if stale.any():
                 fresh = topk_mask(scores, self.k, self.mask_scope)
-                self._masks[index[stale]] = fresh[stale]
-                self._mask_step[index[stale]] = step
-        return self._masks[index]
+                masks[stale.to(grad.device)] = fresh[stale.to(grad.device)]
+                self._masks[rows.numpy()] = masks.cpu().numpy()
+                self._mask_step[rows[stale]] = step
+            self._batch_masks = masks
+        return self._batch_masks
 
     def _constrain(self, delta, index):
         if self.mask == "fixed":
-            return delta * self._masks[index]
+            return delta * self._batch_masks
         return delta

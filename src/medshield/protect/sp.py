@@ -16,6 +16,8 @@ from sklearn.datasets import make_classification
 
 from .base import Protection, check_range, register_protection
 
+BATCH = 256  # images upsampled at a time
+
 
 def default_patch_size(size: int) -> int:
     """The reference's 8 px patches at 32 px, scaled to the image size (7 px at 28, 56 at 224)."""
@@ -61,7 +63,9 @@ class SP(Protection):
         features = np.empty((n, dim), dtype=np.float32)
         for c in range(num_classes):
             features[labels == c] = points[point_labels == c][: counts[c]]
-        pattern = torch.from_numpy(features).view(n, channels, rows, cols)
-        pattern = pattern.repeat_interleave(patch, dim=2).repeat_interleave(patch, dim=3)[:, :, :height, :width]
-        scale = pattern.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
-        return (pattern / scale * self.eps).to(x.device)
+        # Upsampled one batch at a time: the features are small, the patterns are image-sized.
+        for index in torch.arange(n).split(BATCH):
+            pattern = torch.from_numpy(features[index.numpy()]).view(len(index), channels, rows, cols)
+            pattern = pattern.repeat_interleave(patch, dim=2).repeat_interleave(patch, dim=3)[:, :, :height, :width]
+            scale = pattern.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+            yield index, pattern / scale * self.eps

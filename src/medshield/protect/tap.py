@@ -76,29 +76,28 @@ class TAP(Protection):
         return (y + 1) % num_classes
 
     def train_source_model(self, x, y, *, num_classes, generator, progress):
-        fmt = memory_format(x.device, self.width)
+        """The clean source model; ``x[index]`` gives a batch of float images (tensor or TrainImages)."""
         model = create_model(self.arch, num_classes=num_classes, in_channels=x.shape[1], width=self.width,
                              image_size=min(x.shape[-2:]))
-        model = model.to(x.device, memory_format=fmt)
+        model = model.to(x.device, memory_format=memory_format(x.device, self.width))
         steps = self.source_epochs * math.ceil(len(x) / self.batch_size)
         train_source(
-            model, x.contiguous(memory_format=fmt), y, steps=steps, batch_size=self.batch_size, lr=self.lr,
+            model, x, y, steps=steps, batch_size=self.batch_size, lr=self.lr,
             momentum=self.momentum, weight_decay=self.weight_decay, lr_decay=self.lr_decay,
             lr_milestones=self.lr_milestones, transform=TRANSFORMS[self.transform], generator=generator,
             log=self._log, desc="tap source model (clean)", progress=progress,
         )
-        self._log.append({"source_train_accuracy": round(accuracy(model, x, y), 4)})
+        self._log.append({"source_train_accuracy": round(accuracy(model, lambda index: x[index], y), 4)})
         return model.eval()
 
     def _perturb(self, x, y, *, num_classes, generator, progress):
         model = self.train_source_model(x, y, num_classes=num_classes, generator=generator, progress=progress)
-        return self.craft(model, x, y, num_classes=num_classes, generator=generator, progress=progress)
+        yield from self.craft(model, x, y, num_classes=num_classes, generator=generator, progress=progress)
 
     def craft(self, model, x, y, *, num_classes, generator, progress=False):
-        """Targeted PGD against ``model`` for every image: the poisons' noise."""
+        """Targeted PGD against ``model``, one batch at a time: yields (index, the batch's noise)."""
         transform = TRANSFORMS[self.transform]
         target = self.targets(y, num_classes)
-        delta = torch.zeros_like(x)
         chunks = torch.arange(len(x), device=x.device).split(self.batch_size)
         for index in tqdm(chunks, desc="tap poisons", disable=not progress, leave=False):
             xb, tb = x[index], target[index]
@@ -114,5 +113,4 @@ class TAP(Protection):
                     final = F.cross_entropy(model(xb + d), tb, reduction="none")
                 better = final < best_loss
                 best[better], best_loss[better] = d[better], final[better]
-            delta[index] = best
-        return delta
+            yield index, best

@@ -1,0 +1,54 @@
+"""On-disk scratch arrays, so that datasets larger than RAM can be protected.
+
+A :class:`ScratchArray` lives in an unnamed temporary file: the file is deleted as soon as it is
+created, so the OS frees its space when the array is garbage-collected, even after a crash. It
+is memory-mapped (``np.memmap``) only while a batch is read or written, never for the whole run:
+the pages then sit in the OS page cache, which the kernel can write back and drop, instead of in
+the process's resident memory, and protection needs memory for a batch, not for the dataset.
+A mapping held for the whole run would count every page it ever touched in the resident set.
+
+The file goes to Python's temporary folder (``TMPDIR``, else ``/tmp``); where ``/tmp`` is a RAM
+disk (tmpfs), set ``TMPDIR`` to a folder on a disk.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+
+class ScratchArray:
+    """A fixed-shape array on disk; index it like an ndarray (reads return in-memory copies)."""
+
+    def __init__(self, shape: tuple[int, ...], dtype):
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        self._file = tempfile.TemporaryFile(prefix="medshield-")
+        self._file.truncate(math.prod(self.shape) * self.dtype.itemsize)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def mapped(self, writable: bool = False) -> np.memmap:
+        """The whole array as a memory map (read-only unless ``writable``); drop it when done."""
+        return np.memmap(self._file, dtype=self.dtype, mode="r+" if writable else "r", shape=self.shape)
+
+    def __getitem__(self, index) -> np.ndarray:
+        return np.array(self.mapped()[index])
+
+    def __setitem__(self, index, value) -> None:
+        self.mapped(writable=True)[index] = value
+
+
+def save_npz(path: str | Path, chunk: int = 256, **arrays) -> None:
+    """``np.savez_compressed`` for arrays larger than memory: each is written ``chunk`` rows at a time."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            header = {"descr": np.lib.format.dtype_to_descr(array.dtype), "fortran_order": False, "shape": tuple(array.shape)}
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as handle:
+                np.lib.format.write_array_header_1_0(handle, header)
+                for start in range(0, len(array), chunk):
+                    handle.write(np.ascontiguousarray(array[start:start + chunk]).tobytes())
