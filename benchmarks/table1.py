@@ -74,6 +74,30 @@ def run_cell(flag: str, method: str, args, root) -> dict:
             "measured_change": release.manifest["measured"], "protect_params": release.manifest["params"]}
 
 
+def runs_list(records: list[dict]) -> str:
+    runs: dict[tuple, list[str]] = {}
+    for r in records:
+        runs.setdefault((r["command"], r["commit"], r["date"]), []).append(f"{r['dataset']}/{r['method']}")
+    return "\n".join(f"- `{command}` (commit {commit}, {date}): {', '.join(cells)}" for (command, commit, date), cells in runs.items())
+
+
+def efficiency(cells: dict) -> str:
+    """SALM vs EM at the same budget (same source steps, batch, width): time and protected accuracy."""
+    rows = []
+    for flag in DATASETS:
+        salm, em, clean = cells.get((flag, "salm")), cells.get((flag, "em")), cells.get((flag, "clean"))
+        if salm and em:
+            rows.append([flag, f"{salm['generation_s']:.0f}", f"{100 * salm['test_accuracy']:.1f}",
+                         f"{em['generation_s']:.0f}", f"{100 * em['test_accuracy']:.1f}",
+                         f"{100 * clean['test_accuracy']:.1f}" if clean else "-"])
+    if not rows:
+        return ""
+    return ("SALM vs EM at the same budget (both: the preset's source steps, batch and source model; the paper\n"
+            "claims SALM is faster and stronger):\n\n"
+            + markdown_table(["dataset", "SALM generation s", "SALM acc %", "EM generation s", "EM acc %", "clean acc %"], rows)
+            + "\n\n")
+
+
 def write(records: list[dict], preset: str, note: str = "") -> None:
     (RESULTS / f"table1_{preset}.json").write_text(json.dumps(records, indent=2) + "\n")
     cells = {(r["dataset"], r["method"]): r for r in records}
@@ -109,7 +133,7 @@ def write(records: list[dict], preset: str, note: str = "") -> None:
     floors = {r["dataset"]: f"{100 * r['majority_floor']:.1f}" for r in records}
     text = (
         f"# Table 1 at the `{preset}` preset\n\n"
-        f"Command: `{first.get('command', '')}` (commit {first.get('commit', '')}); first cell {first.get('date', '')}\n\n"
+        "Commands, in the order they ran (cells of each: table1_<preset>.json):\n\n" + runs_list(records) + "\n\n"
         f"Machine: {first.get('machine', {})}\n\n"
         "Test accuracy (%) of a victim ResNet-18 trained on each release (the preset's victim recipe, same seed for\n"
         "all cells); ↓ is the drop from Clean; [paper] is the SALM paper's Table 1 (paper preset, GPU).\n\n"
@@ -118,6 +142,7 @@ def write(records: list[dict], preset: str, note: str = "") -> None:
         "Does the paper's ordering (which method protects best) hold here?\n\n" + "\n".join(ordering) + "\n\n"
         "Generation wall time (s) per method:\n\n"
         f"{markdown_table(['dataset', *COLUMNS], timing)}\n\n"
+        + efficiency(cells) +
         "Cells marked in table1_<preset>.json with `taken_from` reuse the identical run of benchmarks/salm_cpu.py.\n"
         + (f"\nNote: {note}\n" if note else "")
     )
