@@ -1,14 +1,18 @@
 """Image folders in, the same tree out: formats, bit depths, bounds, originals untouched."""
 import csv
 import hashlib
+import io
 import json
 
 import numpy as np
+import png
 import pytest
+import tifffile
 from PIL import Image
 
 from medshield.cli import main
-from medshield.data.folder import load_folder
+from medshield.data.folder import load_folder, read_image
+from medshield.errors import InputError
 
 
 def tree_digest(root):
@@ -134,3 +138,67 @@ def test_a_single_label_is_rejected(capsys, tmp_path, medmnist_root):
     root, _ = make_folder(tmp_path, images, np.zeros(3, int), ".png")
     code, _, err = run(capsys, "protect", str(root), "--out", str(tmp_path / "x"))
     assert code == 2 and "at least two labels" in err
+
+
+def png_rgb16(array, interlace=False):
+    """A 16-bit RGB PNG written by another encoder (pypng), optionally Adam7-interlaced."""
+    buffer = io.BytesIO()
+    png.Writer(array.shape[1], array.shape[0], greyscale=False, bitdepth=16, interlace=interlace).write(
+        buffer, array.reshape(array.shape[0], -1))
+    return buffer.getvalue()
+
+
+def rgb16(images, seed=0):
+    """8-bit RGB images widened to 16 bits with a random low byte (truncation to 8 bits shows)."""
+    low = np.random.default_rng(seed).integers(0, 256, images.shape)
+    return (images.astype(np.uint16) << 8) | low.astype(np.uint16)
+
+
+@pytest.mark.parametrize("interlace", [False, True])
+def test_sixteen_bit_rgb_png_reads_all_16_bits(tmp_path, interlace):
+    array = rgb16(np.random.default_rng(1).integers(0, 256, (13, 11, 3)))
+    (tmp_path / "a.png").write_bytes(png_rgb16(array, interlace))
+    read = read_image(tmp_path / "a.png")
+    assert read.dtype == np.uint16 and np.array_equal(read, array)
+
+
+def test_sixteen_bit_rgb_png_and_tiff_release(capsys, tmp_path, medmnist_root):
+    images, labels, _, _ = medmnist_images(medmnist_root, "bloodmnist", 24)
+    images = rgb16(images)
+    root = tmp_path / "owner_rgb16"
+    for i, (image, label) in enumerate(zip(images, labels)):
+        (root / f"class_{label}").mkdir(parents=True, exist_ok=True)
+        if i % 2:
+            tifffile.imwrite(root / f"class_{label}/img_{i:03d}.tif", image, photometric="rgb")
+        else:
+            (root / f"class_{label}/img_{i:03d}.png").write_bytes(png_rgb16(image))
+    before = tree_digest(root)
+    out = tmp_path / "release"
+    code, _, err = run(capsys, "protect", str(root), "--out", str(out), "--method", "random", "--quiet")
+    assert code == 0, err
+    assert tree_digest(root) == before  # originals byte-identical
+    assert set(tree_digest(out)) == set(before) | {"manifest.json", "perturbation.npz"}
+    linf = 0
+    for i, rel in enumerate(sorted(before)):
+        with Image.open(out / rel) as image:
+            assert image.format == ("TIFF" if rel.endswith(".tif") else "PNG")
+        if rel.endswith(".tif"):
+            with tifffile.TiffFile(out / rel) as tif:
+                page = tif.pages[0]
+                assert (page.dtype, page.shape, page.photometric) == (np.uint16, (28, 28, 3), tifffile.PHOTOMETRIC.RGB)
+        else:
+            assert (out / rel).read_bytes()[24:26] == bytes([16, 2])  # IHDR: 16 bits, RGB
+        diff = np.abs(read_image(out / rel).astype(np.int64) - read_image(root / rel).astype(np.int64))
+        linf = max(linf, int(diff.max()))
+    measured = json.loads((out / "manifest.json").read_text())["measured"]
+    assert measured["limit_linf"] == 2056 and 0 < linf == measured["linf"] <= 2056
+
+
+@pytest.mark.parametrize("name", ["palette.png", "alpha16.tif"])
+def test_palette_and_alpha_images_are_still_rejected(tmp_path, name):
+    if name == "palette.png":
+        Image.new("P", (4, 4)).save(tmp_path / name)
+    else:
+        tifffile.imwrite(tmp_path / name, np.zeros((4, 4, 4), np.uint16), photometric="rgb", extrasamples=["unassalpha"])
+    with pytest.raises(InputError, match="convert palette/alpha images to RGB"):
+        read_image(tmp_path / name)

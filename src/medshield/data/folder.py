@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import png
+import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
@@ -36,6 +38,8 @@ def read_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             mode = image.mode
+            if mode == "RGB" and _bits_per_sample(image, path) == 16:
+                return _read_rgb16(image, path)
             if mode == "I" and image.format == "PNG":  # Pillow opens some 16-bit gray PNGs as 32-bit "I"
                 array = np.asarray(image)
                 if array.min() < 0 or array.max() > 65535:
@@ -43,12 +47,41 @@ def read_image(path: Path) -> np.ndarray:
                 return array.astype(np.uint16)
             if mode not in MODES:
                 raise InputError(
-                    f"{path}: image mode {mode!r} is not supported; store 8- or 16-bit gray or 8-bit RGB "
+                    f"{path}: image mode {mode!r} is not supported; store 8- or 16-bit gray or RGB "
                     "(convert palette/alpha images to RGB first)"
                 )
             return np.asarray(image).astype(MODES[mode][0])
     except (UnidentifiedImageError, OSError) as exc:
         raise InputError(f"{path}: cannot read the image ({exc.__class__.__name__}); is it a valid {path.suffix} file?") from None
+
+
+def _bits_per_sample(image: Image.Image, path: Path) -> int:
+    """Pillow opens 16-bit RGB as 8-bit "RGB" (it drops the low byte), so ask the file."""
+    if image.format == "PNG":
+        with open(path, "rb") as handle:
+            return handle.read(25)[24]  # IHDR's bit depth: after the signature, chunk header, width, height
+    if image.format == "TIFF":
+        return int(np.max(image.tag_v2.get(258, 8)))  # BitsPerSample
+    return 8
+
+
+def _read_rgb16(image: Image.Image, path: Path) -> np.ndarray:
+    """16-bit RGB with all 16 bits: PNG through pypng, TIFF through tifffile."""
+    try:
+        if image.format == "PNG":
+            width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+            return np.vstack([np.asarray(row, np.uint16) for row in rows]).reshape(height, width, info["planes"])
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            array = page.asarray()
+    except (OSError, ValueError, KeyError, png.Error) as exc:  # tifffile raises KeyError for a codec it lacks
+        detail = exc.args[0] if exc.args else exc.__class__.__name__
+        raise InputError(f"{path}: cannot read the 16-bit RGB image ({detail})") from None
+    if page.axes.startswith("S"):  # planar (separate) channels
+        array = np.moveaxis(array, 0, -1)
+    if array.dtype != np.uint16 or array.shape[2:] != (3,):
+        raise InputError(f"{path}: TIFF samples {array.dtype} {array.shape} are not 16-bit RGB; store 8- or 16-bit gray or RGB")
+    return array
 
 
 @dataclass
@@ -218,6 +251,13 @@ def load_folder(root: str | Path, labels_csv: str | Path | None = None) -> Folde
 def write_image(array: np.ndarray, path: Path, fmt: str) -> None:
     """Write one image losslessly in ``fmt`` (JPEG at quality 100, the least lossy it allows)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if array.dtype == np.uint16 and array.ndim == 3:  # 16-bit RGB, which Pillow cannot write
+        if fmt == "TIFF":
+            tifffile.imwrite(path, array, photometric="rgb", metadata=None)  # uncompressed, no tifffile description
+        else:
+            with open(path, "wb") as handle:
+                png.Writer(array.shape[1], array.shape[0], greyscale=False, bitdepth=16).write(handle, array.reshape(array.shape[0], -1))
+        return
     image = Image.fromarray(array)
     if fmt == "JPEG":
         image.save(path, format="JPEG", quality=100, subsampling=0)
@@ -225,3 +265,4 @@ def write_image(array: np.ndarray, path: Path, fmt: str) -> None:
         image.save(path, format="TIFF", compression=None)
     else:
         image.save(path, format=fmt)
+
