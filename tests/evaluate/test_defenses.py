@@ -95,3 +95,29 @@ def test_training_with_each_kind_of_defense_runs_and_is_recorded(tiny_npz, spec)
     recipe = Recipe(arch="small-cnn", width=8, epochs=1, iterations=None)
     result = train_victim(data, data, recipe, seed=0, progress=False, defense=parse_defense(spec))
     assert result["defense"]["name"] == spec.split(":")[0] and 0 <= result["test_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("eps", [4, 8])
+def test_adversarial_training_trains_on_inputs_within_its_radius(eps):
+    from medshield.models import create_model
+
+    seen = []
+
+    class Recording(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = create_model("small-cnn", num_classes=3, in_channels=1, width=4, image_size=28)
+
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return self.net(x)
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand((6, 1, 28, 28), generator=generator)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    loss, _ = parse_defense(f"adversarial:eps={eps},steps=3").loss(Recording(), x, y, generator, 3)
+    trained_on = seen[-1]  # the last forward pass is the training step's
+    assert len(seen) == 4 and loss.requires_grad
+    assert (trained_on - x).abs().max() <= eps / 255 + 1e-6
+    assert (trained_on - x).abs().max() > eps / 255 / 2  # it did move the inputs
+    assert trained_on.min() >= 0 and trained_on.max() <= 1
