@@ -23,10 +23,10 @@ from medshield.report.tables import crop_gaps, fmt_pct
 
 # (victim, defense) in run order; adversarial training costs ~11 victims each, so it is last.
 CELLS = [
-    ("resnet18", "none"), ("resnet18", "median"), ("resnet18", "mean"), ("resnet18", "gaussian"),
-    ("resnet18", "crop:fraction=0.75"), ("resnet18", "jpeg:quality=10"), ("resnet18", "bitdepth:bits=2"),
-    ("resnet18", "cutout"), ("resnet18", "mixup"), ("resnet18", "cutmix"), ("resnet18", "strong-augment"),
-    ("vgg11", "none"), ("small-cnn", "none"), ("resnet18", "jpeg:quality=30"), ("resnet18", "jpeg:quality=50"),
+    ("resnet18", "none"), ("resnet18", "median"), ("resnet18", "crop:fraction=0.75"), ("resnet18", "jpeg:quality=10"),
+    ("resnet18", "bitdepth:bits=2"), ("resnet18", "mean"), ("resnet18", "gaussian"), ("resnet18", "cutout"),
+    ("resnet18", "mixup"), ("resnet18", "cutmix"), ("resnet18", "strong-augment"), ("vgg11", "none"),
+    ("small-cnn", "none"), ("resnet18", "jpeg:quality=30"), ("resnet18", "jpeg:quality=50"),
     ("resnet18", "jpeg:quality=75"), ("resnet18", "grayscale"), ("resnet50", "none"), ("densenet121", "none"),
     ("resnet18", "adversarial:eps=4"), ("resnet18", "adversarial:eps=8"),
 ]
