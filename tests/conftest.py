@@ -12,15 +12,22 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "medmnist"
 def synthetic_npz(
     path: Path, *, n_train=120, n_test=60, size=28, channels=1, classes=2, seed=0, background=(0, 80), blob=200
 ) -> Path:
-    """A MedMNIST-layout file whose classes differ by a bright blob's position (easy to learn)."""
+    """A MedMNIST-layout file whose classes differ by a bright blob's position (easy to learn).
+
+    Up to 9 classes (a 3 x 3 grid of positions).
+    """
     rng = np.random.default_rng(seed)
 
     def split(n):
         labels = rng.integers(0, classes, size=(n, 1))
         images = rng.integers(*background, size=(n, size, size, channels)).astype(np.uint8)
         for i, label in enumerate(labels[:, 0]):
-            r = 2 + (label * (size - 10)) // max(1, classes - 1)
-            images[i, r : r + 6, 4:-4] = blob
+            if classes <= 2:  # a bar at the top or the bottom
+                r = 2 + (label * (size - 10)) // max(1, classes - 1)
+                images[i, r : r + 6, 4:-4] = blob
+            else:  # a square on a 3-column grid, so that every class sits apart from the others
+                r, c = 2 + (label // 3) * (size // 3), 2 + (label % 3) * (size // 3)
+                images[i, r : r + 6, c : c + 6] = blob
         return (images[..., 0] if channels == 1 else images), labels.astype(np.uint8)
 
     arrays = {}
