@@ -17,6 +17,7 @@ from .data.release import PERTURBATION, Release, check_output_dir, is_release, r
 from .errors import InputError
 from .evaluate.defenses import parse_defense
 from .evaluate.train import Recipe, train_victim
+from .data.tensors import value_range
 from .presets import preset, recipe_settings
 from .protect import PROTECTIONS, create_protection
 
@@ -233,7 +234,7 @@ def utility(spec: str, segmentation_model: str | None = None) -> dict:
         raise InputError(f"{spec} is not a release folder; utility compares a release with its original")
     original = original_of(release)
     report = utility_report(original.images("train"), data.images("train"), data.labels("train"),
-                            segmenter=segmenter, maximum=getattr(original, "maximum", None))
+                            segmenter=segmenter, maximum=value_range(original))
     return {"dataset": data.name, "source": str(spec), "method": release.manifest["method"],
             "params": release.manifest["params"], "created": now_iso(), **report}
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-SUPPORTED = (np.uint8, np.uint16)
-
-
 def full_range(dtype) -> int:
     """Largest value of a stored integer format: 255 for uint8, 65535 for uint16."""
     return int(np.iinfo(dtype).max)
+
+
+def value_range(data) -> int:
+    """A dataset's full range: its own ``maximum`` (DICOM: 2^BitsStored - 1), else its dtype's."""
+    return getattr(data, "maximum", None) or full_range(data.images("train").dtype)
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:

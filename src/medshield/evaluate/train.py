@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from .._runtime import pick_device, seed_everything
 from ..data.medmnist import MedMNISTData
-from ..data.tensors import full_range, to_float, to_tensor
+from ..data.tensors import to_float, to_tensor, value_range
 from ..errors import InputError
 from ..models import MODELS, create_model, memory_format
 from ..protect._augment import flip_crop
@@ -94,7 +94,7 @@ def train_victim(
     train_images = train.images("train")
     if defense is not None and defense.kind == "data":
         train_images = defense.apply(train_images)
-    maximum = getattr(train, "maximum", None) or full_range(train_images.dtype)
+    maximum = value_range(train)
     x = to_tensor(train_images)
     y = torch.from_numpy(train.labels("train"))
     x_test = to_tensor(test.images("test"))

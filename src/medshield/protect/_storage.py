@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..data.scratch import ScratchArray
-from ..data.tensors import full_range, to_float, to_tensor
+from ..data.tensors import to_float, to_tensor, value_range
 
 
 class TrainImages:
@@ -27,7 +27,7 @@ class TrainImages:
         self.device = device
         self.dtype = stored.dtype
         self.stored_shape = stored.shape
-        self.maximum = getattr(data, "maximum", None) or full_range(stored.dtype)  # DICOM: 2^BitsStored - 1
+        self.maximum = value_range(data)
         channels = 1 if stored.ndim == 3 else stored.shape[-1]
         self.shape = (len(stored), channels, *stored.shape[1:3])
 
