@@ -109,7 +109,8 @@ def test_protect_then_evaluate_end_to_end(capsys, tmp_path, medmnist_root):
     """Protect 300 BreastMNIST images and train victims on clean vs protected.
 
     At 60 source steps SALM's default K = 10 % does not yet protect (measured: 75.6 % vs 77.6 %
-    clean, see README); K = 30 % does (62.2 % vs 77.6 %), so the test uses it: it checks the
+    clean, see README); K = 30 % did before the noise was stored in whole int8 levels, and then
+    not at 2 threads (78.2 % vs 77.6 %); K = 50 % does, so the test uses it: it checks the
     pipeline end to end, the benchmarks measure the defaults. The strict drop is asserted on the
     real file only: without ../shared the generated stand-in is too easy to protect at this budget.
     """
@@ -117,7 +118,7 @@ def test_protect_then_evaluate_end_to_end(capsys, tmp_path, medmnist_root):
     source_bytes = source.read_bytes()
     out = tmp_path / "release"
     code, _, err = run(capsys, "protect", str(source), "--out", str(out), "--seed", "1",
-                       "--steps", "60", "--width", "8", "--batch-size", "64", "--k", "0.3", "--quiet")
+                       "--steps", "60", "--width", "8", "--batch-size", "64", "--k", "0.5", "--quiet")
     assert code == 0, err
     assert source.read_bytes() == source_bytes
     assert sorted(p.name for p in out.iterdir()) == ["breastmnist.npz", "manifest.json", "perturbation.npz"]
@@ -131,9 +132,9 @@ def test_protect_then_evaluate_end_to_end(capsys, tmp_path, medmnist_root):
     for key in ("method", "params", "seed", "preset", "versions", "input", "measured", "files"):
         assert key in manifest
     assert manifest["method"] == "salm" and manifest["seed"] == 1 and manifest["preset"] == "paper"
-    assert manifest["params"]["steps"] == 60 and manifest["params"]["k"] == 0.3
+    assert manifest["params"]["steps"] == 60 and manifest["params"]["k"] == 0.5
     assert manifest["input"]["sha256"] and manifest["versions"]["torch"]
-    assert manifest["measured"]["linf"] <= 8 and manifest["measured"]["changed_positions_max"] <= 235
+    assert manifest["measured"]["linf"] <= 8 and manifest["measured"]["changed_positions_max"] <= 392
 
     report_path = tmp_path / "eval.json"
     code, out_text, err = run(capsys, "evaluate", str(out), "--compare", "--width", "8", "--epochs", "40",
