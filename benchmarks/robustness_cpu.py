@@ -4,32 +4,43 @@
 
 Evaluates results/runs/salm_<preset>_<flag> (written by salm_cpu.py) with ``medshield.pipeline.grid``:
 each cell trains one victim on the release and the same victim, with the same defense, recipe and
-seed, on the original. Cells run in the order of CELLS (cheapest, most telling first), each
-appended to results/runs/robustness_<preset>_<flag>/grid.jsonl as it finishes, so an interrupted
-run resumes. The tables (architectures, low-pass filters, crop Gap, defenses) are rewritten to
-results/robustness_<preset>.md and .json after every cell; cells not run yet are listed as such.
+seed, on the original. Cells run in the order of CELLS (the must-show tables first), each appended
+to results/runs/robustness_<preset>_<flag>/grid.jsonl as it finishes, so an interrupted run
+resumes. The tables are rewritten to results/robustness_<preset>.md and .json after every cell
+from the journals of every dataset in DATASETS, so one process per dataset (``--datasets
+bloodmnist --threads 1`` beside ``--datasets pneumoniamnist --threads 1``) can run side by side
+on two cores; their 'train s' columns then count a shared machine.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import torch
+from medmnist import INFO
 
-from _common import RESULTS, context
+from _common import RESULTS, context, read_jsonl
 from medshield import pipeline
 from medshield.report import markdown_table
 from medshield.report.tables import crop_gaps, fmt_pct
 
-# (victim, defense) in run order; adversarial training costs ~11 victims each, so it is last.
+DATASETS = ("bloodmnist", "pneumoniamnist")
+# Adversarial training in this grid is single-step with a random start (FGSM-RS, Wong et al. 2020,
+# step 1.25 eps): 2 victim-costs per run instead of PGD-10's 11, which 2 cores cannot afford per
+# cell. PGD-10 (``adversarial:eps=8``, the default) stays available to a grid with a GPU.
+FAST_ADVERSARIAL = ("adversarial:eps=4,steps=1,step_size=5", "adversarial:eps=8,steps=1,step_size=10")
+# (victim, defense) in run order: the must-show tables first, the costliest victims last.
 CELLS = [
-    ("resnet18", "none"), ("resnet18", "median"), ("resnet18", "crop:fraction=0.75"), ("resnet18", "jpeg:quality=10"),
-    ("resnet18", "bitdepth:bits=2"), ("resnet18", "mean"), ("resnet18", "gaussian"), ("resnet18", "cutout"),
-    ("resnet18", "mixup"), ("resnet18", "cutmix"), ("resnet18", "strong-augment"), ("vgg11", "none"),
-    ("small-cnn", "none"), ("resnet18", "jpeg:quality=30"), ("resnet18", "jpeg:quality=50"),
-    ("resnet18", "jpeg:quality=75"), ("resnet18", "grayscale"), ("resnet50", "none"), ("densenet121", "none"),
-    ("resnet18", "adversarial:eps=4"), ("resnet18", "adversarial:eps=8"),
+    ("resnet18", "none"), ("resnet18", "median"), ("resnet18", "crop:fraction=0.75"), ("resnet18", "mean"),
+    ("resnet18", "gaussian"), ("resnet18", "jpeg:quality=10"), ("resnet18", "bitdepth:bits=2"), ("resnet18", "cutout"),
+    ("resnet18", "mixup"), ("resnet18", "cutmix"), ("vgg11", "none"), ("small-cnn", "none"),
+    *[("resnet18", spec) for spec in FAST_ADVERSARIAL], ("resnet18", "strong-augment"), ("resnet18", "grayscale"),
+    ("resnet18", "jpeg:quality=50"), ("resnet18", "jpeg:quality=30"), ("resnet18", "jpeg:quality=75"),
+    ("resnet50", "none"), ("densenet121", "none"),
 ]
+# Cells that equal another on some data, so they are not trained there (the table says so).
+SINGLE_CHANNEL_NO_OP = {("resnet18", "grayscale")}
 FILTERS = ("none", "mean", "median", "gaussian")
 # A defense "breaks" the protection when the protected-trained victim comes within this many
 # points of the clean-trained one under the same defense.
@@ -45,9 +56,20 @@ def row(cell: dict, label: str) -> list:
 HEAD = ["", "clean-trained %", "protected-trained %", "drop (points)", "protected best epoch %", "train s (both)"]
 
 
+def single_channel(flag: str) -> bool:
+    return INFO[flag]["n_channels"] == 1
+
+
+def runnable(flag: str, wanted: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [cell for cell in wanted if not (single_channel(flag) and cell in SINGLE_CHANNEL_NO_OP)]
+
+
 def dataset_section(flag: str, cells: list[dict], wanted: list[tuple[str, str]]) -> tuple[str, list[str]]:
     by = {(c["arch"], c["defense"]): c for c in cells}
     parts, findings = [f"## {flag}\n"], []
+    skipped = [f"{a} + {d}" for a, d in wanted if (a, d) not in runnable(flag, wanted)]
+    if skipped:
+        parts.append(f"Not trained: {', '.join(skipped)}: a no-op on this single-channel dataset, so equal to 'none'.\n")
     base = by.get(("resnet18", "none"))
     if base:
         parts.append(f"Majority floor {fmt_pct(base['majority_floor'])} %. Without a defense the release costs a "
@@ -74,14 +96,21 @@ def dataset_section(flag: str, cells: list[dict], wanted: list[tuple[str, str]])
         if (arch, spec) != ("resnet18", "none") and gap < BREAK_POINTS:
             findings.append(f"{flag}: {arch} + {spec} breaks the protection (protected-trained {fmt_pct(c['protected_test_accuracy'])} % "
                             f"vs clean-trained {fmt_pct(c['clean_test_accuracy'])} % under the same defense)")
-    missing = [f"{a} + {d}" for a, d in wanted if (a, d) not in by]
+    missing = [f"{a} + {d}" for a, d in runnable(flag, wanted) if (a, d) not in by]
     if missing:
         parts.append("Not run yet: " + ", ".join(missing) + "\n")
     return "\n".join(parts), findings
 
 
+def write_atomic(path, text: str) -> None:
+    """Whole-file replace, so two lanes rewriting the tables never leave a half-written one."""
+    partial = path.with_name(path.name + f".{os.getpid()}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def write(results: dict[str, list[dict]], wanted, ctx: dict, preset: str, note: str) -> None:
-    (RESULTS / f"robustness_{preset}.json").write_text(json.dumps({"context": ctx, "cells": results}, indent=2) + "\n")
+    write_atomic(RESULTS / f"robustness_{preset}.json", json.dumps({"context": ctx, "cells": results}, indent=2) + "\n")
     sections, findings = [], []
     for flag, cells in results.items():
         text, found = dataset_section(flag, cells, wanted)
@@ -90,12 +119,15 @@ def write(results: dict[str, list[dict]], wanted, ctx: dict, preset: str, note: 
     headline = ("**Defenses that break the protection** (protected-trained within "
                 f"{BREAK_POINTS:g} points of clean-trained):\n\n" + ("\n".join(f"- {f}" for f in findings) if findings else "- none so far") + "\n")
     text = (f"# SALM release vs the unauthorized trainer's toolkit, `{preset}` preset\n\n"
-            f"Command: `{ctx['command']}` (commit {ctx['commit']}); started {ctx['date']}\n\nMachine: {ctx['machine']}\n\n"
+            f"Command: `cd benchmarks && python robustness_cpu.py --datasets <flag> --threads 1`, one lane per dataset "
+            f"side by side; last written by `{ctx['command']}` (commit {ctx['commit']}), started {ctx['date']}\n\n"
+            f"Machine: {ctx['machine']}\n\n"
             "Every cell: the same victim, recipe (the preset's: width 16, 600 iterations of 128, SGD, flip + crop),\n"
             "seed and defense, trained once on the SALM release and once on the original; test accuracy on the\n"
-            "real test split. Defense definitions: README, 'Victims and defenses'.\n\n"
+            "real test split. Defense definitions: README, 'Victims and defenses'. Adversarial training here is\n"
+            "single-step with a random start (FGSM-RS, step 1.25 eps; 2 victim-costs instead of PGD-10's 11).\n\n"
             + headline + "\n" + "\n".join(sections) + (f"\nNote: {note}\n" if note else ""))
-    (RESULTS / f"robustness_{preset}.md").write_text(text)
+    write_atomic(RESULTS / f"robustness_{preset}.md", text)
 
 
 def main():
@@ -112,23 +144,25 @@ def main():
     wanted = CELLS if args.cells == "all" else CELLS[: int(args.cells)]
     ctx = context()
     flags = args.datasets.split(",")
-    journals = {flag: RESULTS / "runs" / f"robustness_{args.preset}_{flag}" for flag in flags}
+    unknown = [flag for flag in flags if flag not in DATASETS]
+    if unknown:
+        parser.error(f"--datasets: {', '.join(unknown)} not among {', '.join(DATASETS)}")
+    journals = {flag: RESULTS / "runs" / f"robustness_{args.preset}_{flag}" / "grid.jsonl" for flag in DATASETS}
 
-    def load(flag):
-        path = journals[flag] / "grid.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    def load_all():  # every dataset's journal, so a lane's tables include the other lane's cells
+        return {flag: read_jsonl(journals[flag]) for flag in DATASETS if journals[flag].exists() or flag in flags}
 
-    results = {flag: load(flag) for flag in flags}
-    write(results, wanted, ctx, args.preset, args.note)
+    write(load_all(), wanted, ctx, args.preset, args.note)
     if args.render_only:
         return
     for arch, spec in wanted:  # cell by cell across datasets, so both tables grow together
         for flag in flags:
+            if (arch, spec) not in runnable(flag, wanted):
+                continue
             release = RESULTS / "runs" / f"salm_{args.preset}_{flag}"
-            pipeline.grid(str(release), journals[flag], victims=[arch], defenses=[spec], preset_name=args.preset,
+            pipeline.grid(str(release), journals[flag].parent, victims=[arch], defenses=[spec], preset_name=args.preset,
                           seed=args.seed, progress=False)
-            results[flag] = load(flag)
-            write(results, wanted, ctx, args.preset, args.note)
+            write(load_all(), wanted, ctx, args.preset, args.note)
             print(flag, arch, spec, flush=True)
 
 
