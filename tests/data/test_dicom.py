@@ -7,7 +7,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
-from pydicom.uid import generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 
 from medshield.cli import main
 
@@ -15,17 +15,28 @@ KEPT_EXCEPT = {"PixelData", "SOPInstanceUID", "ImageType", "DerivationDescriptio
 
 
 def series(tmp_path, name, n=8):
-    """n CT (or MR) slices from pydicom's sample file, each shifted so they differ, labelled by parity."""
+    """n CT (or MR) slices from pydicom's sample file, each shifted so they differ, labelled by parity.
+
+    Slices keep the sample's transfer syntax: RLE samples are re-compressed, big-endian ones stay so.
+    """
     source = pydicom.dcmread(get_testdata_file(name))
+    syntax = source.file_meta.TransferSyntaxUID
     root = tmp_path / name.split(".")[0]
     root.mkdir()
     rows = []
     for i in range(n):
-        ds = source.copy()
-        ds.PixelData = np.roll(source.pixel_array, 3 * i, axis=1).astype(source.pixel_array.dtype).tobytes()
+        ds = pydicom.dcmread(get_testdata_file(name))
+        shifted = np.roll(source.pixel_array, 3 * i, axis=1)
+        if syntax == RLELossless:
+            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            ds.set_pixel_data(shifted, ds.PhotometricInterpretation, int(ds.BitsStored))
+            ds.compress(RLELossless)
+        else:  # the sample's own byte order
+            ds.PixelData = shifted.astype(source.pixel_array.dtype.newbyteorder("<" if syntax.is_little_endian else ">")).tobytes()
         ds.SOPInstanceUID = generate_uid()
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.save_as(root / f"slice_{i:02d}.dcm", enforce_file_format=True)
+        assert pydicom.dcmread(root / f"slice_{i:02d}.dcm").file_meta.TransferSyntaxUID == syntax
         rows.append({"sop_instance_uid": ds.SOPInstanceUID, "label": "even" if i % 2 == 0 else "odd",
                      "split": "test" if i >= n - 2 else "train"})
     labels = tmp_path / f"{root.name}.csv"
@@ -40,7 +51,7 @@ def digest(root):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.iterdir())}
 
 
-@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm"])
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "MR_small_RLE.dcm", "MR_small_bigendian.dcm"])
 def test_dicom_release_keeps_tags_and_bounds(capsys, tmp_path, name):
     root, labels = series(tmp_path, name)
     before = digest(root)
@@ -88,4 +99,27 @@ def test_dicom_errors_are_one_line(capsys, tmp_path):
     code = main(["protect", str(root), "--labels", str(labels), "--out", str(tmp_path / "x"), "--steps", "1"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "other_size.dcm" in err and "differ" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_undecodable_pixel_data_is_one_line(capsys, tmp_path):
+    """JPEG-LS needs a plugin this environment lacks: one line naming the file and the fix, no output."""
+    root = tmp_path / "jls"
+    root.mkdir()
+    sample = get_testdata_file("MR_small_jpeg_ls_lossless.dcm")
+    try:
+        pydicom.dcmread(sample).pixel_array
+        pytest.skip("a JPEG-LS decoder is installed here")
+    except Exception:
+        pass
+    labels = tmp_path / "labels.csv"
+    lines = ["path,label,split"]
+    for i in range(4):
+        (root / f"s{i}.dcm").write_bytes(open(sample, "rb").read())
+        lines.append(f"s{i}.dcm,{'ab'[i % 2]},train")
+    labels.write_text("\n".join(lines) + "\n")
+    code = main(["protect", str(root), "--labels", str(labels), "--out", str(tmp_path / "x"), "--steps", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "s0.dcm" in err and "JPEG-LS" in err and "pip install" in err
     assert not (tmp_path / "x").exists()

@@ -1,6 +1,8 @@
 """DICOM files in, DICOM files out (pydicom).
 
-A folder of single-frame, single-sample (gray) DICOM files of one size and pixel format, with
+A folder of single-frame, single-sample (gray) DICOM files of one size and pixel format, in any
+transfer syntax pydicom can decode (uncompressed little or big endian, deflated, RLE natively;
+JPEG 2000 through Pillow; JPEG-LS and 12-bit JPEG with pylibjpeg or GDCM installed), with
 labels from a CSV keyed by ``path`` (relative to the folder) or by ``sop_instance_uid``, and an
 optional ``split`` column. Stored values are what is perturbed: the radius is relative to the
 range of Bits Stored (8/255 of 2^BitsStored - 1; e.g. 8/255 x 4095 = 128 for 12-bit data, 2056
@@ -9,7 +11,10 @@ for 16-bit). For CT this range is in stored units, i.e. Hounsfield units times R
 
 Written files keep every data element of the original except Pixel Data and what DICOM asks of
 a derived image: a new SOP Instance UID (also in the file meta), Image Type DERIVED, and a
-Derivation Description naming the protection; pixel data is written uncompressed.
+Derivation Description naming the protection. Every file is written in Explicit VR Little Endian
+(uncompressed pixel data, readable by every DICOM reader): a compressed or big-endian original
+changes its Transfer Syntax UID, nothing else. pydicom does not write group length elements
+(gggg,0000), which DICOM has retired outside the file meta.
 """
 from __future__ import annotations
 
@@ -17,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.dataset import validate_file_meta
 from pydicom.errors import InvalidDicomError
+from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from ..errors import InputError
@@ -62,7 +69,11 @@ class DicomData(FolderData):
         try:
             values = ds.pixel_array.astype(np.int64)
         except Exception as exc:  # pydicom raises plain exceptions for missing decoders
-            raise InputError(f"{path}: cannot decode its pixel data ({exc}); store it uncompressed") from None
+            syntax = ds.file_meta.get("TransferSyntaxUID", "unknown transfer syntax")
+            reason = " ".join(str(exc).split())
+            raise InputError(f"{path}: cannot decode its pixel data ({getattr(syntax, 'name', syntax)}: {reason}); "
+                             "install the decoder pydicom names (e.g. pip install pylibjpeg pylibjpeg-libjpeg) "
+                             "or store the series uncompressed") from None
         return (values - self.offset).astype(np.uint16)
 
     def output_name(self, rel: str, jpeg_as_png: bool) -> str:
@@ -76,9 +87,12 @@ class DicomData(FolderData):
         dtype = np.int16 if self.signed else np.uint16
         if int(ds.BitsAllocated) == 8:
             dtype = np.int8 if self.signed else np.uint8
-        values = (array.astype(np.int64) + self.offset).astype(dtype)
-        ds.PixelData = values.tobytes()
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        values = (array.astype(np.int64) + self.offset).astype(dtype)  # native byte order
+        frames = ds.get("NumberOfFrames")
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian  # before set_pixel_data, which refuses big endian
+        ds.set_pixel_data(values, ds.PhotometricInterpretation, int(ds.BitsStored), generate_instance_uid=False)
+        if frames is not None:
+            ds.NumberOfFrames = frames  # set_pixel_data drops a single frame's count; the original had it
         uid = generate_uid()
         ds.SOPInstanceUID = uid
         ds.file_meta.MediaStorageSOPInstanceUID = uid
@@ -87,7 +101,10 @@ class DicomData(FolderData):
         params = manifest.get("params", {})
         ds.DerivationDescription = (f"medshield {manifest.get('medshield', '')} {params.get('method', '')} protection: "
                                     f"bounded perturbation against unauthorized training")[:1024]
-        ds.save_as(dest, enforce_file_format=True)
+        # What save_as(enforce_file_format=True) does, but free to re-encode a big-endian original.
+        validate_file_meta(ds.file_meta, enforce_standard=True)
+        ds.preamble = ds.preamble or b"\0" * 128
+        dcmwrite(dest, ds, implicit_vr=False, little_endian=True, force_encoding=True)
 
 
 def load_dicom_folder(root: str | Path, labels_csv: str | Path | None) -> DicomData:
