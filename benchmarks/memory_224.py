@@ -6,8 +6,9 @@
 Generates a folder dataset of N 8-bit PNG images of 224 x 224 (seeded, written one image at a
 time, labels from one sub-folder per class), then runs ``medshield protect DATA --preset cpu``
 in a child process under ``/usr/bin/time -v`` and records its wall time and peak resident set
-size beside the size of the train images held as float32 (N x 224 x 224 x C x 4 bytes), to
-results/memory_224.md and .json. The data go to --work (a folder outside the repository, kept
+size beside the size of the train images held as float32 (N x 224 x 224 x C x 4 bytes). Each run
+is appended to results/memory_224.jsonl; results/memory_224.md (one row per run, so runs of
+different sizes show how the peak scales) and .json (the latest run) are rewritten from it. The data go to --work (a folder outside the repository, kept
 and reused by later runs with the same settings) or to a temporary folder removed at the end;
 the release is always removed. The child's scratch files (``TMPDIR``) go to the same folder.
 Data generation is not timed; the release of an interrupted run must be removed by hand.
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from _common import RESULTS, context
+from _common import RESULTS, append_jsonl, context, read_jsonl
 from medshield.report import markdown_table
 
 SIZE = 224
@@ -90,23 +91,31 @@ def gib(count: int) -> str:
 
 def write(record: dict, results: Path) -> None:
     results.mkdir(parents=True, exist_ok=True)
+    append_jsonl(results / "memory_224.jsonl", record)
     (results / "memory_224.json").write_text(json.dumps(record, indent=2) + "\n")
+    render(results)
+
+
+def render(results: Path) -> None:
+    runs = read_jsonl(results / "memory_224.jsonl")
+    record = runs[-1]
     rows = [[
-        record["n"], f"{SIZE}x{SIZE}x{record['channels']}", record["method"], record["preset"], record["wall_s"],
-        gib(record["peak_rss_bytes"]), gib(record["float32_bytes"]), gib(record["uint8_bytes"]),
-        f"{record['peak_rss_bytes'] / record['float32_bytes']:.2f}",
-    ]]
-    headers = ["images", "shape", "method", "preset", "wall s", "peak RSS GiB", "float32 GiB", "uint8 GiB", "RSS / float32"]
+        r["n"], f"{SIZE}x{SIZE}x{r['channels']}", r["method"], r["preset"], r["steps"] or "preset's", r["wall_s"],
+        r["generation_seconds"], gib(r["peak_rss_bytes"]), gib(r["float32_bytes"]), gib(r["uint8_bytes"]),
+        f"{r['peak_rss_bytes'] / r['float32_bytes']:.2f}", r["date"][:16], r["commit"],
+    ] for r in runs]
+    headers = ["images", "shape", "method", "preset", "source steps", "wall s", "protection s", "peak RSS GiB",
+               "float32 GiB", "uint8 GiB", "RSS / float32", "date", "commit"]
+    commands = "\n".join(f"- `{r['command']}`: `{' '.join(r['protect_command'])}`; bounds {r['measured']}" for r in runs)
     text = (
         "# Peak memory of protecting 224 x 224 images\n\n"
-        f"Command: `{record['command']}` (commit {record['commit']})\n\n"
-        f"Protect command: `{' '.join(record['protect_command'])}`\n\n"
-        f"Date: {record['date']}\n\nMachine: {record['machine']}, {gib(record['memory_total_bytes'])} GiB RAM\n\n"
+        f"Machine: {record['machine']}, {gib(record['memory_total_bytes'])} GiB RAM\n\n"
         f"{markdown_table(headers, rows)}\n\n"
-        f"Peak RSS from {record['rss_source']}; wall time of the whole `medshield protect` run (loading and\n"
-        "validating the folder, protection, writing and checking the release). 'float32' is the size of the train\n"
-        "images held as float32 (N x 224 x 224 x C x 4 bytes), 'uint8' as stored. The protection itself took\n"
-        f"{record['generation_seconds']} s of the wall time; measured bounds of the release: {record['measured']}.\n"
+        "Peak RSS from /usr/bin/time -v (else getrusage); wall time of the whole `medshield protect` run (loading\n"
+        "and validating the folder, protection, writing and checking the release); 'protection s' the part spent\n"
+        "generating the noise. 'float32' is the size of the train images held as float32 (N x 224 x 224 x C x 4\n"
+        "bytes), 'uint8' as stored.\n\nCommands, protect commands and measured bounds of each release:\n\n"
+        f"{commands}\n"
     )
     (results / "memory_224.md").write_text(text)
 
