@@ -100,13 +100,15 @@ def render(results: Path) -> None:
     runs = read_jsonl(results / "memory_224.jsonl")
     record = runs[-1]
     rows = [[
-        r["n"], f"{SIZE}x{SIZE}x{r['channels']}", r["method"], r["preset"], r["steps"] or "preset's", r["wall_s"],
+        r["n"], f"{SIZE}x{SIZE}x{r['channels']}", r["method"], r["preset"], r["steps"] or "preset's",
+        r["threads"] or r["machine"]["torch_threads"], r["wall_s"],
         r["generation_seconds"], gib(r["peak_rss_bytes"]), gib(r["float32_bytes"]), gib(r["uint8_bytes"]),
         f"{r['peak_rss_bytes'] / r['float32_bytes']:.2f}", r["date"][:16], r["commit"],
     ] for r in runs]
-    headers = ["images", "shape", "method", "preset", "source steps", "wall s", "protection s", "peak RSS GiB",
+    headers = ["images", "shape", "method", "preset", "source steps", "threads", "wall s", "protection s", "peak RSS GiB",
                "float32 GiB", "uint8 GiB", "RSS / float32", "date", "commit"]
-    commands = "\n".join(f"- `{r['command']}`: `{' '.join(r['protect_command'])}`; bounds {r['measured']}" for r in runs)
+    commands = "\n".join(f"- `{r['command']}`: `{' '.join(r['protect_command'])}`; bounds {r['measured']}"
+                         + (f". {r['note']}" if r.get("note") else "") for r in runs)
     text = (
         "# Peak memory of protecting 224 x 224 images\n\n"
         f"Machine: {record['machine']}, {gib(record['memory_total_bytes'])} GiB RAM\n\n"
@@ -132,6 +134,7 @@ def main():
     parser.add_argument("--threads", type=int, help="OMP/MKL threads of the protect run (default: torch's)")
     parser.add_argument("--work", type=Path, help="folder for the data, outside the repository (kept, reused)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where memory_224.md/.json go (default: results/)")
+    parser.add_argument("--note", default="", help="recorded beside the run (e.g. what else ran on the machine)")
     args = parser.parse_args()
     if args.n < args.classes or args.classes < 2:
         parser.error("--classes must be at least 2 and --n at least --classes")
@@ -159,7 +162,7 @@ def main():
     values = args.n * SIZE * SIZE * args.channels
     record = {
         **ctx, "n": args.n, "channels": args.channels, "classes": args.classes, "method": args.method, "preset": args.preset,
-        "steps": args.steps, "threads": args.threads, "protect_command": command, **measured,
+        "steps": args.steps, "threads": args.threads, "note": args.note, "protect_command": command, **measured,
         "float32_bytes": 4 * values, "uint8_bytes": values,
         "memory_total_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
         "generation_seconds": manifest["generation_seconds"], "measured": manifest["measured"], "params": manifest["params"],
