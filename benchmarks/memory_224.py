@@ -8,8 +8,9 @@ time, labels from one sub-folder per class), then runs ``medshield protect DATA 
 in a child process under ``/usr/bin/time -v`` and records its wall time and peak resident set
 size beside the size of the train images held as float32 (N x 224 x 224 x C x 4 bytes). Each run
 is appended to results/memory_224.jsonl; results/memory_224.md (one row per run, so runs of
-different sizes show how the peak scales) and .json (the latest run) are rewritten from it. The data go to --work (a folder outside the repository, kept
-and reused by later runs with the same settings) or to a temporary folder removed at the end;
+different sizes show how the peak scales) and .json (the latest run) are rewritten from it. The
+data go to --work (a folder outside the repository, kept and reused by later runs with the same
+settings) or to a temporary folder removed at the end;
 the release is always removed. The child's scratch files (``TMPDIR``) go to the same folder.
 Data generation is not timed; the release of an interrupted run must be removed by hand.
 Without ``/usr/bin/time`` the peak comes from ``getrusage(RUSAGE_CHILDREN)`` and the record says so.

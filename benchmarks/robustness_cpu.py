@@ -56,18 +56,14 @@ def row(cell: dict, label: str) -> list:
 HEAD = ["", "clean-trained %", "protected-trained %", "drop (points)", "protected best epoch %", "train s (both)"]
 
 
-def single_channel(flag: str) -> bool:
-    return INFO[flag]["n_channels"] == 1
-
-
-def runnable(flag: str, wanted: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [cell for cell in wanted if not (single_channel(flag) and cell in SINGLE_CHANNEL_NO_OP)]
+def no_ops(flag: str) -> set[tuple[str, str]]:
+    return SINGLE_CHANNEL_NO_OP if INFO[flag]["n_channels"] == 1 else set()
 
 
 def dataset_section(flag: str, cells: list[dict], wanted: list[tuple[str, str]]) -> tuple[str, list[str]]:
     by = {(c["arch"], c["defense"]): c for c in cells}
     parts, findings = [f"## {flag}\n"], []
-    skipped = [f"{a} + {d}" for a, d in wanted if (a, d) not in runnable(flag, wanted)]
+    skipped = [f"{a} + {d}" for a, d in wanted if (a, d) in no_ops(flag)]
     if skipped:
         parts.append(f"Not trained: {', '.join(skipped)}: a no-op on this single-channel dataset, so equal to 'none'.\n")
     base = by.get(("resnet18", "none"))
@@ -96,7 +92,7 @@ def dataset_section(flag: str, cells: list[dict], wanted: list[tuple[str, str]])
         if (arch, spec) != ("resnet18", "none") and gap < BREAK_POINTS:
             findings.append(f"{flag}: {arch} + {spec} breaks the protection (protected-trained {fmt_pct(c['protected_test_accuracy'])} % "
                             f"vs clean-trained {fmt_pct(c['clean_test_accuracy'])} % under the same defense)")
-    missing = [f"{a} + {d}" for a, d in runnable(flag, wanted) if (a, d) not in by]
+    missing = [f"{a} + {d}" for a, d in wanted if (a, d) not in by and (a, d) not in no_ops(flag)]
     if missing:
         parts.append("Not run yet: " + ", ".join(missing) + "\n")
     return "\n".join(parts), findings
@@ -157,7 +153,7 @@ def main():
         return
     for arch, spec in wanted:  # cell by cell across datasets, so both tables grow together
         for flag in flags:
-            if (arch, spec) not in runnable(flag, wanted):
+            if (arch, spec) in no_ops(flag):
                 continue
             release = RESULTS / "runs" / f"salm_{args.preset}_{flag}"
             pipeline.grid(str(release), journals[flag].parent, victims=[arch], defenses=[spec], preset_name=args.preset,

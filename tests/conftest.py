@@ -49,6 +49,12 @@ def medmnist_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def real_medmnist(medmnist_root) -> bool:
+    """Whether medmnist_root holds the official files (some claims hold only on real data)."""
+    return medmnist_root == SHARED
+
+
 @pytest.fixture
 def tiny_npz(tmp_path) -> Path:
     return synthetic_npz(tmp_path / "tiny.npz")

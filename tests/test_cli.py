@@ -1,13 +1,10 @@
 """The command line as a user meets it: exit codes, one-line errors, and a whole protect+evaluate."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from medshield.cli import main
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "medmnist"  # as in conftest.py
 
 FAST = ["--steps", "4", "--width", "8", "--pgd-steps", "2", "--quiet"]
 
@@ -105,7 +102,7 @@ def breast_slice(root, tmp_path, n_train=300):
 
 
 @pytest.mark.slow
-def test_protect_then_evaluate_end_to_end(capsys, tmp_path, medmnist_root):
+def test_protect_then_evaluate_end_to_end(capsys, tmp_path, medmnist_root, real_medmnist):
     """Protect 300 BreastMNIST images and train victims on clean vs protected.
 
     At 60 source steps SALM's default K = 10 % does not yet protect (measured: 75.6 % vs 77.6 %
@@ -148,7 +145,7 @@ def test_protect_then_evaluate_end_to_end(capsys, tmp_path, medmnist_root):
     assert report["recipe"]["epochs"] == 40 and report["recipe"]["width"] == 8
     assert report["release_manifest"]["method"] == "salm"
     assert report["clean"]["test_accuracy"] > report["majority_floor"]  # the clean victim learned something
-    if medmnist_root == SHARED:  # the real file
+    if real_medmnist:
         assert report["test_accuracy"] < report["clean"]["test_accuracy"]
     else:  # the generated stand-in (a bright bar) is learned perfectly with or without the noise
         assert report["test_accuracy"] <= report["clean"]["test_accuracy"]

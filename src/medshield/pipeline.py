@@ -14,10 +14,10 @@ from .data.folder import FolderData, load_folder
 from .data.folder_release import write_folder_release
 from .data.medmnist import MedMNISTData, load
 from .data.release import PERTURBATION, Release, check_output_dir, is_release, read_release, write_release
+from .data.tensors import value_range
 from .errors import InputError
 from .evaluate.defenses import parse_defense
 from .evaluate.train import Recipe, train_victim
-from .data.tensors import value_range
 from .presets import preset, recipe_settings
 from .protect import PROTECTIONS, create_protection
 
