@@ -1,7 +1,7 @@
 """Peak memory of protecting a folder of 224 x 224 images larger than its float32 copy would allow.
 
     python benchmarks/memory_224.py [--n 20000] [--method salm] [--channels 1] [--classes 4]
-                                    [--steps M] [--threads T] [--work DIR] [--results DIR]
+                                    [--steps M] [--batch-size B] [--threads T] [--work DIR] [--results DIR]
 
 Generates a folder dataset of N 8-bit PNG images of 224 x 224 (seeded, written one image at a
 time, labels from one sub-folder per class), then runs ``medshield protect DATA --preset cpu``
@@ -102,11 +102,11 @@ def render(results: Path) -> None:
     record = runs[-1]
     rows = [[
         r["n"], f"{SIZE}x{SIZE}x{r['channels']}", r["method"], r["preset"], r["steps"] or "preset's",
-        r["threads"] or r["machine"]["torch_threads"], r["wall_s"],
+        r.get("batch_size") or "preset's", r["threads"] or r["machine"]["torch_threads"], r["wall_s"],
         r["generation_seconds"], gib(r["peak_rss_bytes"]), gib(r["float32_bytes"]), gib(r["uint8_bytes"]),
         f"{r['peak_rss_bytes'] / r['float32_bytes']:.2f}", r["date"][:16], r["commit"],
     ] for r in runs]
-    headers = ["images", "shape", "method", "preset", "source steps", "threads", "wall s", "protection s", "peak RSS GiB",
+    headers = ["images", "shape", "method", "preset", "source steps", "batch", "threads", "wall s", "protection s", "peak RSS GiB",
                "float32 GiB", "uint8 GiB", "RSS / float32", "date", "commit"]
     commands = "\n".join(f"- `{r['command']}`: `{' '.join(r['protect_command'])}`; bounds {r['measured']}"
                          + (f". {r['note']}" if r.get("note") else "") for r in runs)
@@ -132,6 +132,7 @@ def main():
     parser.add_argument("--classes", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, help="source steps M (default: the preset's); not for sp/random")
+    parser.add_argument("--batch-size", type=int, help="source batch size (default: the preset's; the peak grows with it)")
     parser.add_argument("--threads", type=int, help="OMP/MKL threads of the protect run (default: torch's)")
     parser.add_argument("--work", type=Path, help="folder for the data, outside the repository (kept, reused)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where memory_224.md/.json go (default: results/)")
@@ -151,6 +152,8 @@ def main():
                    "--preset", args.preset, "--seed", str(args.seed), "--quiet"]
         if args.steps is not None:
             command += ["--steps", str(args.steps)]
+        if args.batch_size is not None:
+            command += ["--batch-size", str(args.batch_size)]
         env = {**os.environ, "TMPDIR": str(work)}
         if args.threads:
             env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
@@ -163,7 +166,7 @@ def main():
     values = args.n * SIZE * SIZE * args.channels
     record = {
         **ctx, "n": args.n, "channels": args.channels, "classes": args.classes, "method": args.method, "preset": args.preset,
-        "steps": args.steps, "threads": args.threads, "note": args.note, "protect_command": command, **measured,
+        "steps": args.steps, "batch_size": args.batch_size, "threads": args.threads, "note": args.note, "protect_command": command, **measured,
         "float32_bytes": 4 * values, "uint8_bytes": values,
         "memory_total_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
         "generation_seconds": manifest["generation_seconds"], "measured": manifest["measured"], "params": manifest["params"],
