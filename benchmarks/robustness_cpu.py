@@ -1,6 +1,6 @@
 """How the SALM release holds up against what an unauthorized trainer does (paper Tables 2-4, APBench).
 
-    python benchmarks/robustness_cpu.py [--datasets bloodmnist,pneumoniamnist] [--cells all] [--preset cpu]
+    python benchmarks/robustness_cpu.py [--datasets bloodmnist,pneumoniamnist] [--cells all] [--only ARCH+DEFENSE ...] [--preset cpu]
 
 Evaluates results/runs/salm_<preset>_<flag> (written by salm_cpu.py) with ``medshield.pipeline.grid``:
 each cell trains one victim on the release and the same victim, with the same defense, recipe and
@@ -45,6 +45,17 @@ FILTERS = ("none", "mean", "median", "gaussian")
 # A defense "breaks" the protection when the protected-trained victim comes within this many
 # points of the clean-trained one under the same defense.
 BREAK_POINTS = 5.0
+# Dated notes on cells that were rerun or replaced, printed under the tables.
+HISTORY = [
+    "2026-11-23: the first strong-augment cell on BloodMNIST applied every ingredient to every image; "
+    "even the clean-trained ResNet-18 stayed at the majority class (19.5 % / 19.5 %), so it measured "
+    "nothing. Each ingredient is now drawn with probability 0.5 (as UEraser does) and the cell was rerun.",
+    "2026-11-24: results/runs/ (releases and journals) is not committed and did not survive a machine "
+    "change; the journals were restored from robustness_cpu.json and the PneumoniaMNIST release was "
+    "regenerated with the same command and seed before the remaining cells ran.",
+]
+# A clean-trained victim within this many points of the majority floor learned nothing.
+FLOOR_POINTS = 2.0
 
 
 def row(cell: dict, label: str) -> list:
@@ -58,6 +69,23 @@ HEAD = ["", "clean-trained %", "protected-trained %", "drop (points)", "protecte
 
 def no_ops(flag: str) -> set[tuple[str, str]]:
     return SINGLE_CHANNEL_NO_OP if INFO[flag]["n_channels"] == 1 else set()
+
+
+def verdict(cell: dict, base: dict | None) -> str | None:
+    """What a cell says about the protection, or None when the protection held.
+
+    A cell whose clean-trained victim ends near the majority floor learned nothing even from the
+    original, so its protected-trained number says nothing about the protection: reported as such,
+    not as a break."""
+    clean, protected, floor = cell["clean_test_accuracy"], cell["protected_test_accuracy"], cell["majority_floor"]
+    if clean - floor < FLOOR_POINTS / 100:
+        return (f"trains nothing: even the clean-trained victim ends at {fmt_pct(clean)} % "
+                f"(majority floor {fmt_pct(floor)} %), so the cell says nothing about the protection")
+    if 100 * (clean - protected) >= BREAK_POINTS:
+        return None
+    cost = f"; the defense itself moves clean-trained accuracy by {100 * (clean - base['clean_test_accuracy']):+.1f} points" if base else ""
+    return (f"breaks the protection (protected-trained {fmt_pct(protected)} % vs clean-trained "
+            f"{fmt_pct(clean)} % under the same defense{cost})")
 
 
 def dataset_section(flag: str, cells: list[dict], wanted: list[tuple[str, str]]) -> tuple[str, list[str]]:
@@ -88,10 +116,10 @@ def dataset_section(flag: str, cells: list[dict], wanted: list[tuple[str, str]])
                     if a == "resnet18" and d not in FILTERS and not d.startswith("crop") and (a, d) in by]
     parts.append("### Defenses (APBench), ResNet-18\n\n" + markdown_table(["defense", *HEAD[1:]], defense_rows) + "\n")
     for (arch, spec), c in by.items():
-        gap = 100 * (c["clean_test_accuracy"] - c["protected_test_accuracy"])
-        if (arch, spec) != ("resnet18", "none") and gap < BREAK_POINTS:
-            findings.append(f"{flag}: {arch} + {spec} breaks the protection (protected-trained {fmt_pct(c['protected_test_accuracy'])} % "
-                            f"vs clean-trained {fmt_pct(c['clean_test_accuracy'])} % under the same defense)")
+        if (arch, spec) != ("resnet18", "none"):
+            finding = verdict(c, base)
+            if finding:
+                findings.append(f"{flag}: {arch} + {spec} {finding}")
     missing = [f"{a} + {d}" for a, d in wanted if (a, d) not in by and (a, d) not in no_ops(flag)]
     if missing:
         parts.append("Not run yet: " + ", ".join(missing) + "\n")
@@ -113,7 +141,8 @@ def write(results: dict[str, list[dict]], wanted, ctx: dict, preset: str, note: 
         sections.append(text)
         findings += found
     headline = ("**Defenses that break the protection** (protected-trained within "
-                f"{BREAK_POINTS:g} points of clean-trained):\n\n" + ("\n".join(f"- {f}" for f in findings) if findings else "- none so far") + "\n")
+                f"{BREAK_POINTS:g} points of clean-trained), **and cells that measure nothing** (clean-trained within "
+                f"{FLOOR_POINTS:g} points of the majority floor):\n\n" + ("\n".join(f"- {f}" for f in findings) if findings else "- none so far") + "\n")
     text = (f"# SALM release vs the unauthorized trainer's toolkit, `{preset}` preset\n\n"
             f"Command: `cd benchmarks && python robustness_cpu.py --datasets <flag> --threads 1`, one lane per dataset "
             f"side by side; last written by `{ctx['command']}` (commit {ctx['commit']}), started {ctx['date']}\n\n"
@@ -122,8 +151,23 @@ def write(results: dict[str, list[dict]], wanted, ctx: dict, preset: str, note: 
             "seed and defense, trained once on the SALM release and once on the original; test accuracy on the\n"
             "real test split. Defense definitions: README, 'Victims and defenses'. Adversarial training here is\n"
             "single-step with a random start (FGSM-RS, step 1.25 eps; 2 victim-costs instead of PGD-10's 11).\n\n"
-            + headline + "\n" + "\n".join(sections) + (f"\nNote: {note}\n" if note else ""))
+            + headline + "\n" + "\n".join(sections) + "\n## History\n\n" + "".join(f"- {h}\n" for h in HISTORY)
+            + (f"\nNote: {note}\n" if note else ""))
     write_atomic(RESULTS / f"robustness_{preset}.md", text)
+
+
+def restore_journals(journals: dict, preset: str) -> None:
+    """On a fresh machine (results/runs/ is not committed) seed each missing journal from the committed
+    robustness_<preset>.json, so finished cells are neither lost from the tables nor retrained."""
+    committed = RESULTS / f"robustness_{preset}.json"
+    if not committed.exists():
+        return
+    cells = json.loads(committed.read_text())["cells"]
+    for flag, journal in journals.items():
+        if not journal.exists() and cells.get(flag):
+            journal.parent.mkdir(parents=True, exist_ok=True)
+            journal.write_text("".join(json.dumps(cell) + "\n" for cell in cells[flag]))
+            print(f"{flag}: restored {len(cells[flag])} finished cells from {committed.name}", flush=True)
 
 
 def main():
@@ -132,6 +176,9 @@ def main():
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cells", default="all", help="'all' or how many of CELLS to run (in order)")
+    parser.add_argument("--only", nargs="+", default=None, metavar="ARCH+DEFENSE",
+                        help="run only the cells whose 'arch+defense' starts with one of these (e.g. resnet18+jpeg "
+                             "vgg11+none), so two lanes can split one dataset's cells without overlap")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--note", default="")
     parser.add_argument("--render-only", action="store_true")
@@ -144,6 +191,7 @@ def main():
     if unknown:
         parser.error(f"--datasets: {', '.join(unknown)} not among {', '.join(DATASETS)}")
     journals = {flag: RESULTS / "runs" / f"robustness_{args.preset}_{flag}" / "grid.jsonl" for flag in DATASETS}
+    restore_journals(journals, args.preset)
 
     def load_all():  # every dataset's journal, so a lane's tables include the other lane's cells
         return {flag: read_jsonl(journals[flag]) for flag in DATASETS if journals[flag].exists() or flag in flags}
@@ -151,7 +199,8 @@ def main():
     write(load_all(), wanted, ctx, args.preset, args.note)
     if args.render_only:
         return
-    for arch, spec in wanted:  # cell by cell across datasets, so both tables grow together
+    to_run = [(a, d) for a, d in wanted if args.only is None or any(f"{a}+{d}".startswith(o) for o in args.only)]
+    for arch, spec in to_run:  # cell by cell across datasets, so both tables grow together
         for flag in flags:
             if (arch, spec) in no_ops(flag):
                 continue
