@@ -57,6 +57,7 @@ def test_an_option_the_method_does_not_take_is_one_line_error(capsys, tmp_path, 
     [
         (["protect", "nosuchmnist", "--out", "X"], "unknown dataset 'nosuchmnist'"),
         (["protect", "missing.npz", "--out", "X"], "does not exist"),
+        (["evaluate", "runs/no-such-release"], "runs/no-such-release does not exist"),
         (["protect", "tiny.npz"], "required: --out"),
         (["protect", "tiny.npz", "--out", "X", "--method", "magic"], "invalid choice"),
         (["protect", "tiny.npz", "--out", "X", "--k", "5"], "k must be in"),

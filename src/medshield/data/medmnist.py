@@ -94,6 +94,9 @@ def resolve(spec: str, root: str | Path | None = None, download: bool = True) ->
         if not as_path.is_file():
             raise InputError(f"dataset file {spec} does not exist")
         return as_path
+    if "/" in spec or "\\" in spec:
+        raise InputError(f"{spec} does not exist: give an existing release or image folder, a .npz file, "
+                         f"or a MedMNIST name such as bloodmnist")
     flag, size = parse_flag(spec)
     root = Path(root).expanduser() if root else default_root()
     path = root / file_name(flag, size)
