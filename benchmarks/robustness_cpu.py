@@ -23,7 +23,7 @@ from medmnist import INFO
 from _common import RESULTS, context, read_jsonl
 from medshield import pipeline
 from medshield.report import markdown_table
-from medshield.report.tables import crop_gaps, fmt_pct
+from medshield.report.tables import BREAK_POINTS, FLOOR_POINTS, cell_verdict, crop_gaps, fmt_pct
 
 DATASETS = ("bloodmnist", "pneumoniamnist")
 # Adversarial training in this grid is single-step with a random start (FGSM-RS, Wong et al. 2020,
@@ -42,9 +42,6 @@ CELLS = [
 # Cells that equal another on some data, so they are not trained there (the table says so).
 SINGLE_CHANNEL_NO_OP = {("resnet18", "grayscale")}
 FILTERS = ("none", "mean", "median", "gaussian")
-# A defense "breaks" the protection when the protected-trained victim comes within this many
-# points of the clean-trained one under the same defense.
-BREAK_POINTS = 5.0
 # Dated notes on cells that were rerun or replaced, printed under the tables.
 HISTORY = [
     "2026-11-23: the first strong-augment cell on BloodMNIST applied every ingredient to every image; "
@@ -54,8 +51,6 @@ HISTORY = [
     "change; the journals were restored from robustness_cpu.json and the PneumoniaMNIST release was "
     "regenerated with the same command and seed before the remaining cells ran.",
 ]
-# A clean-trained victim within this many points of the majority floor learned nothing.
-FLOOR_POINTS = 2.0
 
 
 def row(cell: dict, label: str) -> list:
@@ -71,17 +66,14 @@ def no_ops(flag: str) -> set[tuple[str, str]]:
     return SINGLE_CHANNEL_NO_OP if INFO[flag]["n_channels"] == 1 else set()
 
 
-def verdict(cell: dict, base: dict | None) -> str | None:
-    """What a cell says about the protection, or None when the protection held.
-
-    A cell whose clean-trained victim ends near the majority floor learned nothing even from the
-    original, so its protected-trained number says nothing about the protection: reported as such,
-    not as a break."""
+def finding(cell: dict, base: dict | None) -> str | None:
+    """What a cell says about the protection, in words, or None when the protection held."""
     clean, protected, floor = cell["clean_test_accuracy"], cell["protected_test_accuracy"], cell["majority_floor"]
-    if clean - floor < FLOOR_POINTS / 100:
+    verdict = cell_verdict(cell)
+    if verdict == "trains nothing":
         return (f"trains nothing: even the clean-trained victim ends at {fmt_pct(clean)} % "
                 f"(majority floor {fmt_pct(floor)} %), so the cell says nothing about the protection")
-    if 100 * (clean - protected) >= BREAK_POINTS:
+    if verdict == "holds":
         return None
     cost = f"; the defense itself moves clean-trained accuracy by {100 * (clean - base['clean_test_accuracy']):+.1f} points" if base else ""
     return (f"breaks the protection (protected-trained {fmt_pct(protected)} % vs clean-trained "
@@ -117,9 +109,9 @@ def dataset_section(flag: str, cells: list[dict], wanted: list[tuple[str, str]])
     parts.append("### Defenses (APBench), ResNet-18\n\n" + markdown_table(["defense", *HEAD[1:]], defense_rows) + "\n")
     for (arch, spec), c in by.items():
         if (arch, spec) != ("resnet18", "none"):
-            finding = verdict(c, base)
-            if finding:
-                findings.append(f"{flag}: {arch} + {spec} {finding}")
+            found = finding(c, base)
+            if found:
+                findings.append(f"{flag}: {arch} + {spec} {found}")
     missing = [f"{a} + {d}" for a, d in wanted if (a, d) not in by and (a, d) not in no_ops(flag)]
     if missing:
         parts.append("Not run yet: " + ", ".join(missing) + "\n")

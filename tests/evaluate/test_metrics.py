@@ -44,3 +44,14 @@ def test_crop_gap_follows_the_papers_definition():
     [(_, _, gap)] = crop_gaps(cells)
     assert gap == pytest.approx(0.045)
     assert "crop Gap (resnet18, crop:fraction=0.75): +4.5 points" in grid_table(cells)
+
+
+@pytest.mark.parametrize("clean, protected, verdict", [(0.89, 0.74, "holds"), (0.865, 0.826, "breaks"),
+                                                       (0.195, 0.195, "trains nothing"), (0.21, 0.10, "trains nothing")])
+def test_cell_verdict_tells_a_break_from_a_defense_that_trains_nothing(clean, protected, verdict):
+    from medshield.report.tables import cell_verdict, grid_table
+
+    cell = {"arch": "resnet18", "defense": "x", "clean_test_accuracy": clean, "protected_test_accuracy": protected,
+            "protected_peak_test_accuracy": protected, "majority_floor": 0.195}
+    assert cell_verdict(cell) == verdict
+    assert grid_table([cell]).splitlines()[-1].endswith(f"| {verdict} |")

@@ -41,6 +41,7 @@ def test_report_renders_tables_and_images_in_a_browser(tmp_path, medmnist_root):
     for section in ("What it means", "How it was protected", "Utility", "What the perturbation looks like",
                     "Efficacy", "Victims x defenses", "trained on this release reaches"):
         assert section in text, section
+    assert len(re.findall(r"<td>(?:holds|breaks|trains nothing)</td>", text)) == 2  # a verdict per grid cell
     assert sorted(p.name for p in (page.parent / "figures").iterdir()) == [
         "comparison.png", "learning_curves_0.png", "perturbation_map.png"]
 

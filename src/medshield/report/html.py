@@ -15,7 +15,7 @@ from pathlib import Path
 from .._runtime import now_iso
 from ..errors import InputError
 from .figures import comparison_grid, learning_curves, perturbation_map
-from .tables import utility_rows
+from .tables import BREAK_POINTS, FLOOR_POINTS, cell_verdict, utility_rows
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
@@ -149,14 +149,17 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, segmentatio
             sections.append(_image(learning_curves(e, figures / f"learning_curves_{n}.png"), "learning curves"))
     for g in grids:
         rows = [[c["arch"], c["defense"], _pct(c["clean_test_accuracy"]), _pct(c["protected_test_accuracy"]),
-                 f"{100 * (c['clean_test_accuracy'] - c['protected_test_accuracy']):.1f}", _pct(c["protected_peak_test_accuracy"])]
-                for c in g["cells"]]
+                 f"{100 * (c['clean_test_accuracy'] - c['protected_test_accuracy']):.1f}", _pct(c["protected_peak_test_accuracy"]),
+                 cell_verdict(c)] for c in g["cells"]]
         sections.append(f"<h3>Victims x defenses ({html.escape(Path(g['_file']).parent.name)})</h3>")
-        sections.append(_table(["victim", "defense", "clean-trained %", "protected-trained %", "drop", "protected peak %"], rows))
-        broken = [c for c in g["cells"] if c["protected_test_accuracy"] >= c["clean_test_accuracy"] - 0.05]
-        if broken:
-            sections.append('<p class="verdict">Broken by: ' + html.escape(", ".join(f"{c['arch']} + {c['defense']}" for c in broken))
-                            + " (protected-trained accuracy within 5 points of clean-trained).</p>")
+        sections.append(_table(["victim", "defense", "clean-trained %", "protected-trained %", "drop", "protected peak %", "protection"], rows))
+        for kind, meaning in (("breaks", f"protected-trained accuracy within {BREAK_POINTS:g} points of clean-trained"),
+                              ("trains nothing", f"even the clean-trained victim ends within {FLOOR_POINTS:g} points of "
+                                                 "the majority floor, so these cells say nothing about the protection")):
+            named = [f"{c['arch']} + {c['defense']}" for c in g["cells"] if cell_verdict(c) == kind]
+            if named:
+                label = "Broken by" if kind == "breaks" else "Trains nothing"
+                sections.append(f'<p class="verdict">{label}: {html.escape(", ".join(named))} ({meaning}).</p>')
 
     page = (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>medshield report: {html.escape(data.name)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(sections)}{IMAGE_CHECK}</body></html>")

@@ -64,16 +64,31 @@ def utility_table(report: dict) -> str:
     return markdown_table(["measure", "mean", "worst 5 %"], rows)
 
 
+# A cell "breaks" the protection when the protected-trained victim comes within BREAK_POINTS of
+# the clean-trained one; it "trains nothing" when the clean-trained victim ends within
+# FLOOR_POINTS of the majority floor (then the protected number says nothing about the protection).
+BREAK_POINTS = 5.0
+FLOOR_POINTS = 2.0
+
+
+def cell_verdict(cell: dict) -> str:
+    """'holds', 'breaks' or 'trains nothing' for one victim + defense cell (see the thresholds)."""
+    clean, protected = cell["clean_test_accuracy"], cell["protected_test_accuracy"]
+    if 100 * (clean - cell["majority_floor"]) < FLOOR_POINTS:
+        return "trains nothing"
+    return "breaks" if 100 * (clean - protected) < BREAK_POINTS else "holds"
+
+
 def grid_table(cells: list[dict]) -> str:
     """One row per victim + defense: clean-trained, protected-trained accuracy, drop (and peaks)."""
     rows = [
         [c["arch"], c["defense"], fmt_pct(c["clean_test_accuracy"]), fmt_pct(c["protected_test_accuracy"]),
          f"{100 * (c['clean_test_accuracy'] - c['protected_test_accuracy']):.1f}", fmt_pct(c["protected_peak_test_accuracy"]),
-         fmt_pct(c["majority_floor"])]
+         fmt_pct(c["majority_floor"]), cell_verdict(c)]
         for c in cells
     ]
     headers = ["victim", "defense", "clean-trained acc %", "protected-trained acc %", "drop (points)",
-               "protected peak acc %", "majority floor %"]
+               "protected peak acc %", "majority floor %", "protection"]
     table = markdown_table(headers, rows)
     gaps = crop_gaps(cells)
     if gaps:
