@@ -55,8 +55,13 @@ HISTORY = [
     "even the clean-trained ResNet-18 stayed at the majority class (19.5 % / 19.5 %), so it measured "
     "nothing. Each ingredient is now drawn with probability 0.5 (as UEraser does) and the cell was rerun.",
     "2026-11-24: results/runs/ (releases and journals) is not committed and did not survive a machine "
-    "change; the journals were restored from robustness_cpu.json and the PneumoniaMNIST release was "
-    "regenerated with the same command and seed before the remaining cells ran.",
+    "change; the journals were restored from robustness_cpu.json and both releases were regenerated with "
+    "the same command and seed (`medshield protect <flag> --root ../shared/medmnist --out "
+    "results/runs/salm_cpu_<flag> --preset cpu --seed 0`) before the remaining cells ran; the restored "
+    "cells were measured on the first generation.",
+    "2026-11-24: strong augmentation (max over 5 draws) at the preset's 600 iterations trains badly even "
+    "on the original (BloodMNIST 37.1 %, PneumoniaMNIST at the floor); UEraser trains for hundreds of "
+    "epochs, so this cell needs the paper recipe (--recipe paper in `medshield grid`) to judge the protection.",
 ]
 
 
