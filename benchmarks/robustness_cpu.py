@@ -59,6 +59,12 @@ HISTORY = [
     "the same command and seed (`medshield protect <flag> --root ../shared/medmnist --out "
     "results/runs/salm_cpu_<flag> --preset cpu --seed 0`) before the remaining cells ran; the restored "
     "cells were measured on the first generation.",
+    "2026-11-24: the regenerated releases differ from the first ones (CPU float results depend on the "
+    "thread count): ResNet-18 with no defense on them gives BloodMNIST 89.2 % / 69.0 % (first release "
+    "89.2 / 74.0) and PneumoniaMNIST 85.7 / 81.1 (first 84.3 / 78.2), measured with `medshield grid "
+    "results/runs/salm_cpu_<flag> --victims resnet18 --defenses none --preset cpu --seed 0`. Cells run on "
+    "2026-11-24 (Blood strong-augment; Pneumonia from gaussian on, except crop and mean) used the "
+    "regenerated releases; compare them with these baselines.",
     "2026-11-24: strong augmentation (max over 5 draws) at the preset's 600 iterations trains badly even "
     "on the original (BloodMNIST 37.1 %, PneumoniaMNIST at the floor); UEraser trains for hundreds of "
     "epochs, so this cell needs the paper recipe (--recipe paper in `medshield grid`) to judge the protection.",
