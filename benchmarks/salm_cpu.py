@@ -1,17 +1,19 @@
-"""SALM at the CPU preset on the MedMNIST files in ../shared/medmnist: clean vs protected.
+"""SALM at a preset (``cpu`` by default) on the MedMNIST files in ../shared/medmnist: clean vs protected.
 
     python benchmarks/salm_cpu.py [--datasets bloodmnist,pneumoniamnist,breastmnist,retinamnist]
+                                  [--preset cpu|paper] [--seed N] [--name salm_<preset>] [--results-dir DIR]
 
 Per dataset: ``medshield protect`` then ``medshield evaluate --compare`` (same recipe and seed),
 run through the library API. Results are rewritten after every dataset to
-results/salm_cpu.json (a list of records) and results/salm_cpu.md; releases go to
-results/runs/ (not committed).
+<results-dir>/<name>.json (a list of records) and <name>.md (default results/salm_<preset>.*);
+releases go to <results-dir>/runs/ (not committed). The ``paper`` preset needs a GPU.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 
@@ -34,8 +36,8 @@ def target_met(record: dict) -> bool:
     return clean_ok and record["protected_accuracy"] <= record["majority_floor"]
 
 
-def write(records: list[dict], ctx: dict, preset: str) -> None:
-    (RESULTS / "salm_cpu.json").write_text(json.dumps(records, indent=2) + "\n")
+def write(records: list[dict], ctx: dict, preset: str, results: Path, name: str) -> None:
+    (results / f"{name}.json").write_text(json.dumps(records, indent=2) + "\n")
     rows = [
         [
             r["dataset"], f"{100 * r['clean_accuracy']:.1f}", f"{OFFICIAL[r['dataset']]:.1f}",
@@ -56,9 +58,9 @@ def write(records: list[dict], ctx: dict, preset: str) -> None:
         "Accuracies are test accuracy (%) of the victim ResNet-18 trained on the clean or the protected train\n"
         "split with the same recipe and seed; 'protected peak' is the best epoch (early stopping).\n"
         "'victim s' is the training time of the victim on the protected release. Settings of every run are in\n"
-        "salm_cpu.json (protect parameters, victim recipe, measured L-inf/L0 of the written bytes).\n"
+        f"{name}.json (protect parameters, victim recipe, measured L-inf/L0 of the written bytes).\n"
     )
-    (RESULTS / "salm_cpu.md").write_text(text)
+    (results / f"{name}.md").write_text(text)
 
 
 def main():
@@ -67,15 +69,21 @@ def main():
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--name", help="result file name without extension (default salm_<preset>)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--progress", action="store_true", help="progress bars on stderr")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    name = args.name or f"salm_{args.preset}"
+    args.results_dir.mkdir(parents=True, exist_ok=True)
     root, ctx = data_root(), context()
     records = []
     for flag in args.datasets.split(","):
-        out = RESULTS / "runs" / f"salm_{args.preset}_{flag}"
+        out = args.results_dir / "runs" / f"salm_{args.preset}_{flag}"
         start = time.perf_counter()
-        release = pipeline.protect(flag, out, preset_name=args.preset, root=str(root), seed=args.seed, overwrite=True, progress=False)
-        report = pipeline.evaluate(str(out), preset_name=args.preset, seed=args.seed, compare=True, progress=False)
+        release = pipeline.protect(flag, out, preset_name=args.preset, root=str(root), seed=args.seed, overwrite=True,
+                                   progress=args.progress)
+        report = pipeline.evaluate(str(out), preset_name=args.preset, seed=args.seed, compare=True, progress=args.progress)
         record = {
             "dataset": flag,
             "preset": args.preset,
@@ -102,7 +110,7 @@ def main():
         }
         record["target_met"] = target_met(record)
         records.append(record)
-        write(records, ctx, args.preset)
+        write(records, ctx, args.preset, args.results_dir, name)
         print(flag, record["clean_accuracy"], record["protected_accuracy"], record["total_s"], flush=True)
 
 

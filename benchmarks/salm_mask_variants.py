@@ -28,6 +28,8 @@ VARIANTS = {
     "fixed": {"mask": "fixed", "mask_refresh": 1},
     "fixed-refresh3": {"mask": "fixed", "mask_refresh": "3 visits"},
     "fixed-batch": {"mask": "fixed", "mask_scope": "batch"},
+    "fixed-class": {"mask": "fixed", "mask_scope": "class"},
+    "step-class": {"mask": "step", "mask_scope": "class"},
     "final": {"mask": "final"},
     "em": {"k": 1.0},
     # not mask variants: levers of the generation budget, for choosing the cpu preset

@@ -68,3 +68,19 @@ def test_bad_parameters_raise_clear_errors(params, message):
 def test_unknown_method_lists_available():
     with pytest.raises(InputError, match="available: .*salm"):
         create_protection("magic")
+
+
+def test_class_scope_puts_every_image_of_a_class_on_the_same_positions(tiny_npz):
+    data = load(str(tiny_npz))
+    params = dict(TINY, mask="fixed", mask_scope="class", random_start=False)
+    result = create_protection("salm", **params).protect(data, seed=0, progress=False)
+    changed = (result.images != data.images("train")).reshape(len(result.images), -1)  # gray: one value per position
+    labels = data.arrays["train_labels"].reshape(-1)
+    per_image = int(0.10 * 28 * 28)
+    for label in np.unique(labels):
+        support = changed[labels == label].any(axis=0)
+        # the union over the class stays within one K-sized set of positions (the final pass freezes it)
+        assert 0 < support.sum() <= per_image, (label, support.sum())
+    image_scope = create_protection("salm", **dict(params, mask_scope="image")).protect(data, seed=0, progress=False)
+    spread = (image_scope.images != data.images("train")).reshape(len(labels), -1)
+    assert max(spread[labels == label].any(axis=0).sum() for label in np.unique(labels)) > per_image

@@ -17,8 +17,11 @@ The paper leaves the mask's life cycle open; three variants are offered (``mask=
 ``"final"``
     No mask during the search (plain EM); only the release projection onto the top-K |noise|.
 
-``mask_scope`` ranks per image (exactly K % per image) or per batch (one threshold for the
-batch). Whatever the variant, the released noise is projected onto each image's top-K
+``mask_scope`` ranks per image (exactly K % per image), per batch (one threshold for the
+batch), or per class: the paper defines the noise generation on one class D_c at a time
+(Section 3.1, Eq. (2)); with ``"class"`` the |gradient| of every visit, normalized per image, is
+added to a running score per class, and all images of a class share that class's top-K
+positions, so the perturbation sits at the same few positions across a class. Whatever the variant, the released noise is projected onto each image's top-K
 positions by |noise| before quantization, so the L0 bound holds on the bytes written.
 """
 from __future__ import annotations
@@ -33,7 +36,7 @@ from ._ops import project_l0, topk_mask
 from .base import check_range, register_protection
 
 MASKS = ("fixed", "step", "final")
-SCOPES = ("image", "batch")
+SCOPES = ("image", "batch", "class")
 
 
 @register_protection
@@ -47,7 +50,7 @@ class SALM(ErrorMinimizingLoop):
         Fraction of pixel positions that may be perturbed per image.
     mask : {"fixed", "step", "final"}, default="fixed"
         Mask life cycle, see the module docstring.
-    mask_scope : {"image", "batch"}, default="image"
+    mask_scope : {"image", "batch", "class"}, default="image"
     mask_refresh : int, default=1
         For ``mask="fixed"``: source steps before an image's mask may be recomputed on its next
         visit (1 = every visit).
@@ -69,7 +72,10 @@ class SALM(ErrorMinimizingLoop):
         self.mask_refresh = mask_refresh
 
     def _init_noise(self, x, y, num_classes, generator):
-        if self.mask == "fixed":  # masks on disk (one byte per position) like the noise; their step in RAM
+        if self.mask_scope == "class":  # running |gradient| per class and position; labels to look them up
+            self._labels = y
+            self._class_scores = torch.zeros((num_classes, *x.shape[-2:]), device=y.device)
+        elif self.mask == "fixed":  # masks on disk (one byte per position) like the noise; their step in RAM
             n, _, height, width = x.shape
             self._masks = ScratchArray((n, 1, height, width), np.bool_)
             self._mask_step = torch.full((n,), -(10**12), dtype=torch.long)
@@ -77,7 +83,7 @@ class SALM(ErrorMinimizingLoop):
 
     def _perturb(self, x, y, *, num_classes, generator, progress):
         yield from super()._perturb(x, y, num_classes=num_classes, generator=generator, progress=progress)
-        self._masks = None  # frees the mask file before the release is written
+        self._masks = self._labels = self._class_scores = None  # frees the masks before the release is written
 
     def _start(self, delta):
         # Random start restricted to K % of positions: the L0 bound holds from the first step.
@@ -87,6 +93,10 @@ class SALM(ErrorMinimizingLoop):
         if self.mask == "final":
             return None
         scores = grad.abs().sum(dim=1)
+        if self.mask_scope == "class":
+            if self.mask == "step" or pgd_step == 0:
+                self._batch_masks = self._class_masks(scores, index, learn=step < self.steps)
+            return self._batch_masks
         if self.mask == "step":
             return topk_mask(scores, self.k, self.mask_scope)
         if pgd_step == 0:  # the batch's masks, refreshed where stale, held for this visit
@@ -100,6 +110,17 @@ class SALM(ErrorMinimizingLoop):
                 self._mask_step[rows[stale]] = step
             self._batch_masks = masks
         return self._batch_masks
+
+    def _class_masks(self, scores, index, learn: bool):
+        """Add the batch's scores to its classes' running totals; each image gets its class's top-K.
+
+        The totals are frozen for the final pass, so a class's released images share one mask.
+        """
+        labels = self._labels[index]
+        if learn:
+            share = scores / scores.sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+            self._class_scores.index_add_(0, labels, share)
+        return topk_mask(self._class_scores, self.k, "image")[labels]
 
     def _constrain(self, delta, index):
         if self.mask == "fixed":
