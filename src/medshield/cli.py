@@ -63,7 +63,7 @@ PROTECT_OPTIONS = [
     ("--samples", "samples", {"type": int, "help": "J, sampled transformations per gradient (1)"}),
     ("--no-final-pass", "final_pass", {"action": "store_const", "const": False}),
     ("--mask", "mask", {"choices": MASKS, "help": "SALM mask life cycle (see docs)"}),
-    ("--mask-scope", "mask_scope", {"choices": SCOPES, "help": "rank positions per image or per batch"}),
+    ("--mask-scope", "mask_scope", {"choices": SCOPES, "help": "rank positions per image, per batch, or per class (shared by all images of a class)"}),
     ("--mask-refresh", "mask_refresh", {"type": int, "help": "source steps before a fixed mask is recomputed"}),
     ("--stop-accuracy", "stop_accuracy", {"type": float, "help": "EM/SALM: stop source training at this accuracy on the perturbed train set (0.99)"}),
     ("--mode", "mode", {"choices": EM_MODES, "help": "EM: sample-wise or class-wise noise"}),

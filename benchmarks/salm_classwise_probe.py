@@ -1,0 +1,64 @@
+"""Probe: would SALM protect more if every image of a class carried the *same* sparse noise?
+
+    python benchmarks/salm_classwise_probe.py [--subset 4000] [--threads 2]
+
+Not a product option: a subclass of SALM with per-class mask ranking (``mask_scope="class"``)
+and one noise per class (EM's class-wise update: the mean of the batch's per-sample results).
+It uses the same data, source steps and victim as ``salm_mask_variants.py`` (BloodMNIST subset,
+150 steps, width 16, 8 victim epochs), so its row compares with that table. It appends its record
+to results/salm_classwise_probe.jsonl.
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from _common import RESULTS, append_jsonl, context, data_root, subset, with_train_images
+from medshield.bounds import pixel_change
+from medshield.data import load
+from medshield.evaluate import Recipe, train_victim
+from medshield.protect.salm import SALM
+
+
+class ClassWiseSALM(SALM):
+    """SALM whose noise is stored once per class; no random start (the class noise starts at 0)."""
+
+    name = "salm-classwise-probe"
+
+    def _init_noise(self, x, y, num_classes, generator):
+        self._labels = y
+        self._class_scores = torch.zeros((num_classes, *x.shape[-2:]), device=y.device)
+        self._class_noise = torch.zeros((num_classes, *x.shape[1:]), device=x.device)
+
+    def _load(self, index, y):
+        return self._class_noise[y].clone()
+
+    def _store(self, index, y, d):
+        for c in y.unique():
+            self._class_noise[c] = d[y == c].mean(dim=0)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subset", type=int, default=4000)
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    data = subset(load("bloodmnist", data_root()), args.subset, seed=args.seed)
+    protection = ClassWiseSALM(steps=args.steps, width=16, mask="fixed", mask_scope="class")
+    result = protection.protect(data, seed=args.seed, progress=False)
+    victim = train_victim(with_train_images(data, result.images), data, Recipe(width=16, epochs=8, iterations=None),
+                          seed=args.seed, progress=False)
+    record = {"variant": "class-wise noise + class mask", **context(), "train_images": len(result.images),
+              "params": result.params, "generation_s": round(result.seconds, 1),
+              "change": pixel_change(data.images("train"), result.images),
+              **{k: victim[k] for k in ("test_accuracy", "peak_test_accuracy", "balanced_accuracy", "majority_floor")}}
+    append_jsonl(RESULTS / "salm_classwise_probe.jsonl", record)
+    print(record["variant"], record["test_accuracy"], record["generation_s"], flush=True)
+
+
+if __name__ == "__main__":
+    main()
