@@ -21,8 +21,10 @@ The paper leaves the mask's life cycle open; three variants are offered (``mask=
 batch), or per class: the paper defines the noise generation on one class D_c at a time
 (Section 3.1, Eq. (2)); with ``"class"`` the |gradient| of every visit, normalized per image, is
 added to a running score per class, and all images of a class share that class's top-K
-positions, so the perturbation sits at the same few positions across a class. Whatever the variant, the released noise is projected onto each image's top-K
-positions by |noise| before quantization, so the L0 bound holds on the bytes written.
+positions, so the perturbation sits at the same few positions across a class (``mask_refresh``
+does not apply: the class totals change a little at every visit). Whatever the variant, the
+released noise is projected onto each image's top-K positions by |noise| before quantization,
+so the L0 bound holds on the bytes written.
 """
 from __future__ import annotations
 
