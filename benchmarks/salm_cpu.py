@@ -1,7 +1,7 @@
 """SALM at a preset (``cpu`` by default) on the MedMNIST files in ../shared/medmnist: clean vs protected.
 
     python benchmarks/salm_cpu.py [--datasets bloodmnist,pneumoniamnist,breastmnist,retinamnist]
-                                  [--preset cpu|paper] [--seed N] [--name salm_<preset>] [--results-dir DIR]
+                                  [--preset cpu|paper] [--seed N] [--k K] [--name salm_<preset>] [--results-dir DIR]
 
 Per dataset: ``medshield protect`` then ``medshield evaluate --compare`` (same recipe and seed),
 run through the library API. Results are rewritten after every dataset to
@@ -51,7 +51,7 @@ def write(records: list[dict], ctx: dict, preset: str, results: Path, name: str)
     headers = ["dataset", "clean %", "official clean %", "protected %", "protected peak %", "paper SALM %",
                "majority floor %", "drop (points)", "generation s", "victim s", "target met"]
     text = (
-        f"# SALM at the `{preset}` preset\n\n"
+        f"# SALM at the `{preset}` preset, K = {records[0]['protect_params']['k']}\n\n"
         f"Command: `{ctx['command']}` (commit {ctx['commit']})\n\n"
         f"Date: {ctx['date']}\n\nMachine: {ctx['machine']}\n\n"
         f"{markdown_table(headers, rows)}\n\n"
@@ -69,6 +69,7 @@ def main():
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--k", type=float, help="SALM's K instead of the default 0.10 (to measure the sparsity trade-off)")
     parser.add_argument("--name", help="result file name without extension (default salm_<preset>)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument("--progress", action="store_true", help="progress bars on stderr")
@@ -79,10 +80,11 @@ def main():
     root, ctx = data_root(), context()
     records = []
     for flag in args.datasets.split(","):
-        out = args.results_dir / "runs" / f"salm_{args.preset}_{flag}"
+        out = args.results_dir / "runs" / f"{name}_{flag}"
         start = time.perf_counter()
-        release = pipeline.protect(flag, out, preset_name=args.preset, root=str(root), seed=args.seed, overwrite=True,
-                                   progress=args.progress)
+        params = {"k": args.k} if args.k is not None else None
+        release = pipeline.protect(flag, out, preset_name=args.preset, params=params, root=str(root), seed=args.seed,
+                                   overwrite=True, progress=args.progress)
         report = pipeline.evaluate(str(out), preset_name=args.preset, seed=args.seed, compare=True, progress=args.progress)
         record = {
             "dataset": flag,
