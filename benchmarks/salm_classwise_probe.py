@@ -18,25 +18,23 @@ from _common import RESULTS, append_jsonl, context, data_root, subset, with_trai
 from medshield.bounds import pixel_change
 from medshield.data import load
 from medshield.evaluate import Recipe, train_victim
+from medshield.protect.em import EM
 from medshield.protect.salm import SALM
 
 
 class ClassWiseSALM(SALM):
-    """SALM whose noise is stored once per class; no random start (the class noise starts at 0)."""
+    """SALM whose noise is stored once per class (EM's class-wise load/store); no random start:
+    the class noise starts at 0."""
 
     name = "salm-classwise-probe"
+    mode = "class"  # EM's _load/_store read it; fixed here, so their sample-wise branch never runs
+    _load = EM._load
+    _store = EM._store
 
     def _init_noise(self, x, y, num_classes, generator):
         self._labels = y
         self._class_scores = torch.zeros((num_classes, *x.shape[-2:]), device=y.device)
         self._class_noise = torch.zeros((num_classes, *x.shape[1:]), device=x.device)
-
-    def _load(self, index, y):
-        return self._class_noise[y].clone()
-
-    def _store(self, index, y, d):
-        for c in y.unique():
-            self._class_noise[c] = d[y == c].mean(dim=0)
 
 
 def main():

@@ -78,11 +78,11 @@ def main():
     name = args.name or f"salm_{args.preset}"
     args.results_dir.mkdir(parents=True, exist_ok=True)
     root, ctx = data_root(), context()
+    params = {"k": args.k} if args.k is not None else None
     records = []
     for flag in args.datasets.split(","):
         out = args.results_dir / "runs" / f"{name}_{flag}"
         start = time.perf_counter()
-        params = {"k": args.k} if args.k is not None else None
         release = pipeline.protect(flag, out, preset_name=args.preset, params=params, root=str(root), seed=args.seed,
                                    overwrite=True, progress=args.progress)
         report = pipeline.evaluate(str(out), preset_name=args.preset, seed=args.seed, compare=True, progress=args.progress)
