@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from ._runtime import machine, now_iso, package_versions, sha256_file
+from ._runtime import machine, now_iso, package_versions, pick_device, sha256_file
 from .data.dicom import is_dicom_file, load_dicom_folder
 from .data.folder import FolderData, load_folder
 from .data.folder_release import write_folder_release
@@ -18,6 +18,7 @@ from .data.tensors import value_range
 from .errors import InputError
 from .evaluate.defenses import parse_defense
 from .evaluate.train import Recipe, train_victim
+from .models import resolve_precision
 from .presets import preset, recipe_settings
 from .protect import PROTECTIONS, create_protection
 
@@ -49,6 +50,7 @@ def protect(
     classes: list[int] | None = None,
     labels: str | None = None,
     jpeg_as_png: bool = False,
+    precision: str = "auto",
 ) -> Release:
     """Protect ``dataset``'s train split and write a release folder to ``out``.
 
@@ -58,6 +60,7 @@ def protect(
     """
     if not 0.0 < fraction <= 1.0:
         raise InputError(f"fraction must be in (0, 1], got {fraction}")
+    precision = resolve_precision(precision, pick_device(device))  # a bad request fails before any loading
     accepted = method_parameters(method)
     settings = {k: v for k, v in preset(preset_name, "protect", method).items() if k in accepted}
     for name, value in (params or {}).items():
@@ -68,7 +71,7 @@ def protect(
     data = load_directory(dataset, labels) if Path(dataset).is_dir() else load(dataset, root)
     check_output_dir(out, [data.path], overwrite)  # fail before hours of work, not after
     selected = select_for_protection(data, fraction, classes, seed)
-    result = protection.protect(data, seed=seed, device=device, progress=progress)
+    result = protection.protect(data, seed=seed, device=device, progress=progress, precision=precision)
     if not selected.all():
         unselected = np.flatnonzero(~selected)
         result.released[unselected] = data.images("train")[unselected]
@@ -79,6 +82,7 @@ def protect(
         "method": method,
         "preset": preset_name,
         "seed": seed,
+        "precision": result.precision,
         "params": result.params,
         "input": {"dataset": dataset, "path": str(data.path.resolve()),
                   "sha256": data.fingerprint() if isinstance(data, FolderData) else sha256_file(data.path),
@@ -178,6 +182,7 @@ def evaluate(
     progress: bool = True,
     defense: str | None = None,
     labels: str | None = None,
+    precision: str = "auto",
 ) -> dict:
     """Train a victim on a dataset's train split and score it on the test split.
 
@@ -187,6 +192,7 @@ def evaluate(
     """
     chosen = parse_defense(defense) if defense else None
     victim = victim_recipe(preset_name, recipe, recipe_name)
+    precision = resolve_precision(precision, pick_device(device))
     data, release = open_dataset(spec, root, labels)
     if isinstance(data, FolderData) and not data.has_split("test"):
         raise InputError(f"{spec} has no test images; give --labels FILE.csv with a split column (train/val/test)")
@@ -197,7 +203,8 @@ def evaluate(
         runs["clean"] = original_of(release)
     results = {}
     for label, train_data in runs.items():
-        result = train_victim(train_data, data, victim, seed=seed, device=device, progress=progress, defense=chosen)
+        result = train_victim(train_data, data, victim, seed=seed, device=device, progress=progress, defense=chosen,
+                              precision=precision)
         results[label] = {"training_data": label, **result}
     main = results["protected" if release else "clean"]
     report = {
@@ -211,7 +218,7 @@ def evaluate(
         **main,
     }
     if release is not None:
-        report["release_manifest"] = {k: release.manifest.get(k) for k in ("method", "preset", "seed", "params", "measured", "partial")}
+        report["release_manifest"] = {k: release.manifest.get(k) for k in ("method", "preset", "seed", "precision", "params", "measured", "partial")}
         classes = (release.manifest.get("partial") or {}).get("classes")
         if classes:
             report["by_protection"] = split_by_classes(results, classes)
@@ -265,14 +272,17 @@ def grid(
     seed: int = 0,
     device: str = "auto",
     progress: bool = True,
+    precision: str = "auto",
 ) -> list[dict]:
     """Every victim x defense on a release, each beside the same training on the original.
 
     Cells are appended to ``out/grid.jsonl`` as they finish; a cell already there (same victim,
-    defense, preset, seed and recipe options) is not recomputed, so an interrupted grid resumes.
+    defense, preset, seed, precision and recipe options) is not recomputed, so an interrupted
+    grid resumes.
     """
     import json
 
+    precision = resolve_precision(precision, pick_device(device))
     data, release = open_dataset(release_dir)
     if release is None:
         raise InputError(f"{release_dir} is not a release folder; grid evaluates a release written by 'medshield protect'")
@@ -286,6 +296,8 @@ def grid(
     cells = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()] if journal.exists() else []
     def key(arch: str, spec: str) -> dict:
         cell_key = {"arch": arch, "defense": spec, "preset": preset_name, "seed": seed, "options": recipe or {}}
+        if precision != "fp32":  # fp32 cells keep the keys they had before precision was a setting
+            cell_key["precision"] = precision
         return {**cell_key, "recipe": recipe_name} if recipe_name else cell_key
     done = [c["key"] for c in cells]
     todo = [(a, d) for a in victims for d in defenses if key(a, d) not in done]
@@ -294,10 +306,11 @@ def grid(
             print(f"grid cell {n}/{len(todo)}: {arch} + {spec}", file=sys.stderr, flush=True)
         victim = victim_recipe(preset_name, {**(recipe or {}), "arch": arch}, recipe_name)
         chosen = parse_defense(spec) if spec != "none" else None
-        runs = {label: train_victim(train, data, victim, seed=seed, device=device, progress=progress, defense=chosen)
+        runs = {label: train_victim(train, data, victim, seed=seed, device=device, progress=progress, defense=chosen,
+                                    precision=precision)
                 for label, train in (("protected", data), ("clean", original))}
         cell = {"key": key(arch, spec), "arch": arch, "defense": spec, "recipe": runs["clean"]["recipe"],
-                "defense_detail": runs["clean"]["defense"], "created": now_iso(),
+                "defense_detail": runs["clean"]["defense"], "precision": precision, "created": now_iso(),
                 **{f"{label}_{metric}": runs[label][metric] for label in runs
                    for metric in ("test_accuracy", "peak_test_accuracy", "balanced_accuracy", "auc", "train_seconds")},
                 "majority_floor": runs["clean"]["majority_floor"]}
@@ -307,10 +320,10 @@ def grid(
     wanted = [key(a, d) for a in victims for d in defenses]
     chosen_cells = [c for c in cells if c["key"] in wanted]
     (out / "grid.json").write_text(json.dumps({"release": str(release_dir), "manifest": {k: release.manifest[k] for k in ("method", "params", "seed")},
-                                               "preset": preset_name, "recipe_name": recipe_name, "machine": machine(), "versions": package_versions(),
+                                               "preset": preset_name, "recipe_name": recipe_name, "precision": precision, "machine": machine(), "versions": package_versions(),
                                                "cells": chosen_cells}, indent=2) + "\n")
     from .report import grid_table
 
-    (out / "grid.md").write_text(f"# {data.name}: {release.manifest['method']} release, victims x defenses (preset {preset_name}, recipe {recipe_name or 'of the preset'}, seed {seed})\n\n"
+    (out / "grid.md").write_text(f"# {data.name}: {release.manifest['method']} release, victims x defenses (preset {preset_name}, recipe {recipe_name or 'of the preset'}, seed {seed}, {precision})\n\n"
                                  + grid_table(chosen_cells) + "\n")
     return chosen_cells

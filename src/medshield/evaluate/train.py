@@ -14,7 +14,7 @@ from .._runtime import pick_device, seed_everything
 from ..data.medmnist import MedMNISTData
 from ..data.tensors import to_float, to_tensor, value_range
 from ..errors import InputError
-from ..models import MODELS, create_model, memory_format
+from ..models import MODELS, create_model, memory_format, resolve_precision
 from ..protect._augment import flip_crop
 from .defenses import Defense
 from .metrics import classification_metrics
@@ -83,14 +83,18 @@ def train_victim(
     device: str = "auto",
     progress: bool = True,
     defense: Defense | None = None,
+    precision: str = "auto",
 ) -> dict:
     """Train ``recipe`` on ``train``'s train split, score on ``test``'s test split.
+
+    ``precision`` ("auto", "fp32", "bf16") is the victim network's (see ``models.precision``).
 
     Returns the final metrics, the peak test accuracy over epochs (early stopping is a defense
     an adversary can use) and a per-epoch history of train loss/accuracy and test accuracy.
     """
-    generator = seed_everything(seed)
     dev = pick_device(device)
+    precision = resolve_precision(precision, dev)
+    generator = seed_everything(seed)
     train_images = train.images("train")
     if defense is not None and defense.kind == "data":
         train_images = defense.apply(train_images)
@@ -101,8 +105,7 @@ def train_victim(
     y_test = test.labels("test")
     fmt = memory_format(dev, recipe.width)
     model = create_model(recipe.arch, num_classes=train.num_classes, in_channels=x.shape[1], width=recipe.width,
-                         image_size=min(x.shape[-2:]))
-    model = model.to(dev, memory_format=fmt)
+                         image_size=min(x.shape[-2:]), device=dev, precision=precision)
     if recipe.optimizer == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     else:
@@ -161,5 +164,6 @@ def train_victim(
         "recipe": asdict(recipe),
         "defense": defense.describe() if defense is not None else None,
         "seed": seed,
+        "precision": precision,
         "history": history,
     }

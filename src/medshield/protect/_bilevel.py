@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..models import create_model, memory_format
+from ..models import create_model
 from ._augment import TRANSFORMS
 from ._ops import project_linf
 from ._source import accuracy, signed_step, source_settings, train_source
@@ -109,8 +109,7 @@ class ErrorMinimizingLoop(Protection):
         device = x.device
         self._init_noise(x, y, num_classes, generator)
         model = create_model(self.arch, num_classes=num_classes, in_channels=x.shape[1], width=self.width,
-                             image_size=min(x.shape[-2:]))
-        model = model.to(device, memory_format=memory_format(device, self.width))
+                             image_size=min(x.shape[-2:]), device=device, precision=self._precision)
         transform = TRANSFORMS[self.transform]
 
         def pgd(index, step):

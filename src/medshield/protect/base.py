@@ -24,6 +24,7 @@ from ..data.medmnist import MedMNISTData
 from ..data.scratch import ScratchArray
 from ..data.tensors import to_stored, to_tensor
 from ..errors import InputError
+from ..models import resolve_precision
 from ._ops import project_l0, quantize
 from ._storage import TrainImages
 
@@ -53,6 +54,7 @@ class ProtectionResult:
     seconds: float
     max_linf: int
     max_l0: float
+    precision: str = "fp32"
     log: list[dict] = field(default_factory=list)
 
     @property
@@ -72,6 +74,8 @@ class Protection:
     name = "base"
     #: fraction of pixel positions a release may change per image (1.0 = no L0 bound)
     k: float = 1.0
+    #: precision of the networks (set per run by ``protect``)
+    _precision: str = "fp32"
 
     def __init__(self, *, eps: float = 8 / 255):
         check_range(self.name, "eps", eps, 1 / 255, 1.0, " (a fraction of the range: 8/255, not 8)")
@@ -94,11 +98,16 @@ class Protection:
         return f"{type(self).__name__}({args})"
 
     def protect(
-        self, data: MedMNISTData, *, seed: int = 0, device: str = "auto", progress: bool = True
+        self, data: MedMNISTData, *, seed: int = 0, device: str = "auto", progress: bool = True, precision: str = "auto"
     ) -> ProtectionResult:
-        """Perturb the train split of ``data``; returns images of the stored dtype within the bounds."""
+        """Perturb the train split of ``data``; returns images of the stored dtype within the bounds.
+
+        ``precision`` ("auto", "fp32", "bf16") is that of the networks a method trains and attacks.
+        """
+        dev = pick_device(device)
+        self._precision = resolve_precision(precision, dev)
         generator = seed_everything(seed)
-        x = TrainImages(data, pick_device(device))
+        x = TrainImages(data, dev)
         labels = torch.from_numpy(data.labels("train")).to(x.device)
         levels = self.eps_levels(x.maximum)
         released = ScratchArray(x.stored_shape, x.dtype)
@@ -117,6 +126,7 @@ class Protection:
             seconds=time.perf_counter() - start,
             max_linf=levels,
             max_l0=self.k,
+            precision=self._precision,
             log=self._log,
         )
 

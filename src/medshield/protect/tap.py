@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..models import create_model, memory_format
+from ..models import create_model
 from ._augment import TRANSFORMS
 from ._ops import project_linf
 from ._source import accuracy, signed_step, source_settings, train_source
@@ -78,8 +78,7 @@ class TAP(Protection):
     def train_source_model(self, x, y, *, num_classes, generator, progress):
         """The clean source model; ``x[index]`` gives a batch of float images (tensor or TrainImages)."""
         model = create_model(self.arch, num_classes=num_classes, in_channels=x.shape[1], width=self.width,
-                             image_size=min(x.shape[-2:]))
-        model = model.to(x.device, memory_format=memory_format(x.device, self.width))
+                             image_size=min(x.shape[-2:]), device=x.device, precision=self._precision)
         steps = self.source_epochs * math.ceil(len(x) / self.batch_size)
         train_source(
             model, x, y, steps=steps, batch_size=self.batch_size, lr=self.lr,
