@@ -35,7 +35,8 @@ def test_every_method_writes_the_same_release_layout(capsys, tmp_path, tiny_npz)
     assert code == 0, err
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["method"] == "sp" and manifest["params"]["patch_size"] == 4 and manifest["measured"]["linf"] <= 8
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "perturbation.npz", "tiny.npz"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "restoration.sealed", "tiny.npz"]
+    assert (tmp_path / "sp.key").is_file()  # the key beside the release, not in it
 
 
 def test_cpu_preset_applies_per_method_settings(capsys, tmp_path, tiny_npz):
@@ -119,7 +120,8 @@ def test_protect_then_evaluate_end_to_end(capsys, tmp_path, medmnist_root, real_
                        "--steps", "60", "--width", "8", "--batch-size", "64", "--k", "0.5", "--quiet")
     assert code == 0, err
     assert source.read_bytes() == source_bytes
-    assert sorted(p.name for p in out.iterdir()) == ["breastmnist.npz", "manifest.json", "perturbation.npz"]
+    assert sorted(p.name for p in out.iterdir()) == ["breastmnist.npz", "manifest.json", "restoration.sealed"]
+    assert "keep it private" in err
 
     import medmnist
 
@@ -127,11 +129,13 @@ def test_protect_then_evaluate_end_to_end(capsys, tmp_path, medmnist_root, real_
     assert loaded.imgs.shape[0] == 300 and loaded[0][1].shape == (1,)  # (len() checks the official count)
 
     manifest = json.loads((out / "manifest.json").read_text())
-    for key in ("method", "params", "seed", "preset", "versions", "input", "measured", "files"):
+    for key in ("method", "params", "seed", "preset", "precision", "versions", "release_id", "measured", "files"):
         assert key in manifest
     assert manifest["method"] == "salm" and manifest["seed"] == 1 and manifest["preset"] == "paper"
     assert manifest["params"]["steps"] == 60 and manifest["params"]["k"] == 0.5
-    assert manifest["input"]["sha256"] and manifest["versions"]["torch"]
+    assert "input" not in manifest and manifest["versions"]["torch"]
+    private = json.loads((tmp_path / "release.key").read_text())["private"]
+    assert private["input"]["sha256"] and private["input"]["path"] == str(source.resolve())
     assert manifest["measured"]["linf"] <= 8 and manifest["measured"]["changed_positions_max"] <= 392
 
     report_path = tmp_path / "eval.json"

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .data.sealing import default_key_path
 from .errors import InputError
 from .evaluate.defenses import list_defenses
 from .models import PRECISIONS, list_models
@@ -92,6 +93,12 @@ VICTIM_OPTIONS = [
 ]
 
 
+def _originals(p: argparse.ArgumentParser) -> None:
+    """Where the owner's tools find the originals of a release."""
+    p.add_argument("--key", help="the release's key file (default: RELEASE.key beside the release, when it exists)")
+    p.add_argument("--original", help="the original dataset or folder instead of the key (checked against the release)")
+
+
 SEGMENTATION_HELP = ("your TorchScript segmentation network (torch.jit.save): also report how many pixels it labels "
                      "differently on the release; takes (N, C, H, W) floats in [0, 1], returns (N, K, H, W) scores "
                      "or (N, 1, H, W) logits. Load only models you trust")
@@ -117,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jpeg-as-png", action="store_true", help="write protected JPEG inputs as PNG (JPEG re-encoding weakens the perturbation)")
     p.add_argument("--out", required=True, help="new folder for the release")
     p.add_argument("--method", default="salm", choices=list_protections(), help="protection method; 'medshield methods' lists each with its parameters")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder (and its key file)")
+    p.add_argument("--key-out", help="where the key that restores the originals goes (default: OUT.key beside OUT); "
+                                      "keep it private, never inside OUT")
     p.add_argument("--fraction", type=float, default=1.0, help="protect only this seeded random fraction of the train images")
     p.add_argument("--classes", type=lambda t: [int(c) for c in t.split(",")], help="protect only images of these labels, e.g. 0,3")
     _common(p)
@@ -129,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", action="store_true", help="for a release: also train on the original, same recipe and seed")
     p.add_argument("--json", help="write the results as JSON to this file")
     p.add_argument("--defense", help=f"adversary's defense, NAME[:key=value,...]; one of {', '.join(list_defenses())}")
+    _originals(p)
     _common(p)
     _add(p, VICTIM_OPTIONS)
 
@@ -138,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for grid.jsonl (journal), grid.json and grid.md")
     p.add_argument("--victims", default="resnet18", help="comma-separated architectures")
     p.add_argument("--defenses", default="none", help="semicolon-separated NAME[:key=value,...] or 'none'")
+    _originals(p)
     _common(p)
     _add(p, [o for o in VICTIM_OPTIONS if o[1] != "arch"])
 
@@ -146,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("release", help="release folder written by 'medshield protect'")
     p.add_argument("--json", help="write the full results (overall and per class) as JSON to this file")
     p.add_argument("--segmentation-model", help=SEGMENTATION_HELP)
+    _originals(p)
     p.add_argument("--quiet", action="store_true", help="no table")
 
     p = verbs.add_parser("report", help="one self-contained HTML page for a release, its evaluations and grids",
@@ -154,12 +166,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("release", help="release folder written by 'medshield protect'")
     p.add_argument("--out", help="folder for index.html and figures (default: RELEASE-report beside it)")
     p.add_argument("--segmentation-model", help=SEGMENTATION_HELP)
+    _originals(p)
 
     p = verbs.add_parser("compare", help="utility of several releases side by side (paper Table 5 layout)",
                          description="Mean SSIM, hash similarities, NMI, PSNR, segmentation agreement and L0 per release.")
     p.add_argument("releases", nargs="+", help="release folders, e.g. one per method on the same dataset")
     p.add_argument("--json", help="write every release's full utility results as JSON to this file")
     p.add_argument("--segmentation-model", help=SEGMENTATION_HELP)
+    p.add_argument("--key", action="append", help="a release's key file, once per release in their order "
+                                                 "(default: RELEASE.key beside each release)")
+
+    p = verbs.add_parser("restore", help="give an authorized partner the originals back, with the release's key",
+                         description="Rebuild the originals of a release from its sealed restoration data and its key.")
+    p.add_argument("release", help="release folder written by 'medshield protect'")
+    p.add_argument("--key", help="the release's key file (default: RELEASE.key beside the release)")
+    p.add_argument("--out", required=True, help="new folder for the originals")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
 
     verbs.add_parser("methods", help="list protection methods and their defaults")
     return parser
@@ -183,9 +205,12 @@ def _run(args) -> int:
             args.dataset, args.out, method=args.method, preset_name=args.preset, params=_given(args, PROTECT_OPTIONS),
             root=args.root, seed=args.seed, overwrite=args.overwrite, device=args.device, progress=not args.quiet,
             fraction=args.fraction, classes=args.classes, labels=args.labels, jpeg_as_png=args.jpeg_as_png,
-            precision=args.precision,
+            precision=args.precision, key_out=args.key_out,
         )
         m = release.manifest
+        key_path = args.key_out or default_key_path(release.path)
+        print(f"medshield: the key that restores the originals is {key_path}: keep it private and never publish it "
+              "with the release", file=sys.stderr)
         if not args.quiet:
             measured = m["measured"]
             print(
@@ -201,7 +226,7 @@ def _run(args) -> int:
         report = pipeline.evaluate(
             args.dataset, preset_name=args.preset, recipe_name=options.pop("recipe_name", None), recipe=options, root=args.root,
             seed=args.seed, compare=args.compare, device=args.device, progress=not args.quiet, defense=args.defense, labels=args.labels,
-            precision=args.precision,
+            precision=args.precision, key=args.key, original=args.original,
         )
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
@@ -215,12 +240,17 @@ def _run(args) -> int:
             args.release, args.out, victims=args.victims.split(","), defenses=[d for d in args.defenses.split(";") if d],
             preset_name=args.preset, recipe_name=options.pop("recipe_name", None), recipe=options,
             seed=args.seed, device=args.device, progress=not args.quiet, precision=args.precision,
+            key=args.key, original=args.original,
         )
         if not args.quiet:
             print(grid_table(cells))
         return 0
     if args.verb == "compare":
-        reports = [pipeline.utility(path, args.segmentation_model) for path in args.releases]
+        keys = args.key or []
+        if keys and len(keys) != len(args.releases):
+            raise InputError(f"compare: give --key once per release ({len(args.releases)}), or none for RELEASE.key beside each")
+        reports = [pipeline.utility(path, args.segmentation_model, key=keys[n] if keys else None)
+                   for n, path in enumerate(args.releases)]
         if args.json:
             Path(args.json).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(reports, indent=2) + "\n")
@@ -229,16 +259,19 @@ def _run(args) -> int:
     if args.verb == "report":
         from .report.html import build_report
 
-        print(f"wrote {build_report(args.release, args.out, args.segmentation_model)}")
+        print(f"wrote {build_report(args.release, args.out, args.segmentation_model, key=args.key, original=args.original)}")
         return 0
     if args.verb == "utility":
-        report = pipeline.utility(args.release, args.segmentation_model)
+        report = pipeline.utility(args.release, args.segmentation_model, key=args.key, original=args.original)
         if args.json:
             Path(args.json).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
         if not args.quiet:
             print(f"{report['dataset']}: {report['method']} release, {report['images']} train images")
             print(utility_table(report))
+        return 0
+    if args.verb == "restore":
+        print(f"wrote the originals of {args.release} to {pipeline.restore(args.release, args.out, key=args.key, overwrite=args.overwrite)}")
         return 0
     raise AssertionError(args.verb)
 

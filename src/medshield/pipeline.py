@@ -2,18 +2,26 @@
 from __future__ import annotations
 
 import inspect
+import os
+import shutil
 import sys
+import tempfile
+import weakref
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import __version__
 from ._runtime import machine, now_iso, package_versions, pick_device, sha256_file
+from .bounds import pixel_change
 from .data.dicom import is_dicom_file, load_dicom_folder
 from .data.folder import FolderData, load_folder
-from .data.folder_release import write_folder_release
+from .data.folder_release import LABELS_COPY, restore_folder, write_folder_release
 from .data.medmnist import MedMNISTData, load
-from .data.release import PERTURBATION, Release, check_output_dir, is_release, read_release, write_release
+from .data.release import Release, check_output_dir, is_release, move_into_place, read_release, restored_npz, write_release
+from .data.restoration import Restoration
+from .data.sealing import check_key_path, default_key_path
 from .data.tensors import value_range
 from .errors import InputError
 from .evaluate.defenses import parse_defense
@@ -51,12 +59,19 @@ def protect(
     labels: str | None = None,
     jpeg_as_png: bool = False,
     precision: str = "auto",
+    key_out: str | Path | None = None,
 ) -> Release:
     """Protect ``dataset``'s train split and write a release folder to ``out``.
 
     Partial protection (paper Table 6, Appendix D.1): the perturbation is computed on the whole
     train split, then kept only on a seeded random ``fraction`` of the images and/or only on
-    images of the given ``classes``; the others are released unchanged.
+    images of the given ``classes``; the others are released unchanged. ``precision`` is that of
+    the source networks ("auto": bf16 where the device runs it fast, see ``models.precision``);
+    the manifest records what ran.
+
+    ``out`` gets only what is safe to publish; the key that restores the originals and the
+    owner's private record (input path and hash, machine, command) go to ``key_out`` (default
+    ``out.key`` beside it).
     """
     if not 0.0 < fraction <= 1.0:
         raise InputError(f"fraction must be in (0, 1], got {fraction}")
@@ -70,40 +85,46 @@ def protect(
     protection = create_protection(method, **settings)
     data = load_directory(dataset, labels) if Path(dataset).is_dir() else load(dataset, root)
     check_output_dir(out, [data.path], overwrite)  # fail before hours of work, not after
+    key_path = Path(key_out) if key_out else default_key_path(out)
+    check_key_path(key_path, Path(out), overwrite)
     selected = select_for_protection(data, fraction, classes, seed)
     result = protection.protect(data, seed=seed, device=device, progress=progress, precision=precision)
     if not selected.all():
         unselected = np.flatnonzero(~selected)
         result.released[unselected] = data.images("train")[unselected]
-    manifest = {
+    created = now_iso()
+    manifest = {  # public: what was done and measured, nothing about where the originals are
         "medshield": __version__,
-        "created": now_iso(),
-        "command": sys.argv,
+        "created": created,
         "method": method,
         "preset": preset_name,
         "seed": seed,
         "precision": result.precision,
+        "threads": torch.get_num_threads(),
         "params": result.params,
-        "input": {"dataset": dataset, "path": str(data.path.resolve()),
-                  "sha256": data.fingerprint() if isinstance(data, FolderData) else sha256_file(data.path),
-                  "labels": str(Path(labels).resolve()) if labels else None},
         "dataset_name": data.name,
         "dataset_file": f"{data.name}.npz",
-        "perturbation_file": PERTURBATION,
         "num_classes": data.num_classes,
         "train_images": int(len(result.images)),
         "partial": {"fraction": fraction, "classes": classes, "protected_images": int(selected.sum())},
         "generation_seconds": round(result.seconds, 2),
         "source_log": result.log,
         "versions": package_versions(),
+    }
+    private = {  # the owner's record, kept in the key file
+        "created": created,
+        "command": sys.argv,
+        "input": {"dataset": dataset, "path": str(data.path.resolve()),
+                  "sha256": data.fingerprint() if isinstance(data, FolderData) else sha256_file(data.path),
+                  "labels": str(Path(labels).resolve()) if labels else None},
         "machine": machine(),
     }
     if isinstance(data, FolderData):
         return write_folder_release(out, data, result.released, manifest, max_linf=result.max_linf, max_l0=result.max_l0,
-                                    overwrite=overwrite, labels_csv=labels, jpeg_as_png=jpeg_as_png)
-    return write_release(
-        out, data, result.images, manifest, max_linf=result.max_linf, max_l0=result.max_l0, overwrite=overwrite
-    )
+                                    overwrite=overwrite, labels_csv=labels, jpeg_as_png=jpeg_as_png, key_out=key_path,
+                                    private=private)
+    return write_release(out, data, result.images, manifest, max_linf=result.max_linf, max_l0=result.max_l0,
+                         overwrite=overwrite, key_out=key_path, private=private)
 
 
 def select_for_protection(data: MedMNISTData, fraction: float, classes: list[int] | None, seed: int) -> np.ndarray:
@@ -140,21 +161,90 @@ def load_directory(path: str, labels: str | None) -> FolderData:
     return load_folder(path, labels)
 
 
-def original_of(release: Release) -> MedMNISTData:
-    """The clean dataset a release was made from, checked against the recorded sha256."""
+def original_of(release: Release, key: str | Path | None = None, original: str | None = None,
+                labels: str | None = None) -> MedMNISTData | FolderData:
+    """The clean dataset a release was made from, for the owner's own tools.
+
+    ``original`` (a dataset or folder, with ``labels`` for a CSV-labelled folder) is loaded and
+    checked to match the release; otherwise the key (``key``, default ``DIR.key`` beside the
+    release) restores it (in memory for ``.npz``, in a scratch folder for folders).
+    """
+    if original is not None:
+        data = load_directory(original, labels) if Path(original).is_dir() else load(original)
+        check_matches(release, data, original)
+        return data
+    if key is None and "input" in release.manifest and not default_key_path(release.path).exists():
+        return _recorded_original(release)  # a release written before keys: its manifest names the input
+    with Restoration(release.path, release.manifest, key) as restoration:
+        if restoration.record["format"] == "npz":
+            return restored_npz(release, restoration)
+        folder = Path(tempfile.mkdtemp(prefix="medshield-original-"))
+        restore_folder(release, restoration, folder / "original")
+    data = load_directory(str(folder / "original"), _restored_labels(folder / "original"))
+    weakref.finalize(data, shutil.rmtree, folder, ignore_errors=True)  # the scratch copy lives as long as the data
+    return data
+
+
+def check_matches(release: Release, data, spec: str) -> None:
+    """``--original`` must be the dataset the release was made from: same train images, within the bounds."""
+    ours, theirs = release.data.images("train"), data.images("train")
+    if ours.shape != theirs.shape or ours.dtype != theirs.dtype:
+        raise InputError(f"--original {spec}: train images {theirs.shape} {theirs.dtype} do not match the release's "
+                         f"{ours.shape} {ours.dtype}; give the dataset this release was made from")
+    measured = release.manifest["measured"]
+    if pixel_change(theirs, ours)["linf"] > measured.get("limit_linf", measured["linf"]):
+        raise InputError(f"--original {spec}: differs from the release by more than its radius; give the dataset this "
+                         "release was made from")
+
+
+def _recorded_original(release: Release) -> MedMNISTData | FolderData:
+    """A release written before keys existed names its input in the manifest; check it is unchanged."""
     source = release.manifest["input"]
     path = Path(source["path"])
-    missing = InputError(f"the original of {release.path} ({path}) is missing or changed; evaluate the clean dataset separately")
+    missing = InputError(f"the original of {release.path} ({path}) is missing or changed; pass --original PATH")
     if release.manifest.get("format") in ("folder", "dicom"):
         if not path.is_dir():
             raise missing
-        original = load_directory(str(path), source.get("labels"))
-        if original.fingerprint() != source["sha256"]:
+        data = load_directory(str(path), source.get("labels"))
+        if data.fingerprint() != source["sha256"]:
             raise missing
-        return original
+        return data
     if not path.is_file() or sha256_file(path) != source["sha256"]:
         raise missing
     return load(str(path))
+
+
+def _restored_labels(folder: Path) -> str | None:
+    labels = folder / LABELS_COPY
+    return str(labels) if labels.is_file() else None
+
+
+def restore(release_dir: str, out: str | Path, *, key: str | Path | None = None, overwrite: bool = False) -> Path:
+    """Write the originals of a release to the new folder ``out`` with the release's key.
+
+    ``.npz``: the dataset file with byte-identical arrays; folders: the original tree, names,
+    formats and bit depths, pixel-identical (JPEG originals byte-identical), DICOM with its
+    original pixel data and UIDs. Nothing is written unless every check passes.
+    """
+    _, release = open_dataset(release_dir)
+    if release is None:
+        raise InputError(f"{release_dir} is not a release folder written by 'medshield protect'")
+    target = check_output_dir(out, [release.path], overwrite)
+    with Restoration(release.path, release.manifest, key) as restoration:
+        tmp = target.parent / f".{target.name}.partial-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if restoration.record["format"] == "npz":
+                tmp.mkdir()
+                restored = restored_npz(release, restoration)
+                np.savez_compressed(tmp / f"{restored.name}.npz", **restored.arrays)
+            else:
+                restore_folder(release, restoration, tmp)
+            move_into_place(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 def victim_recipe(preset_name: str, options: dict | None, recipe_name: str | None = None) -> Recipe:
@@ -183,6 +273,8 @@ def evaluate(
     defense: str | None = None,
     labels: str | None = None,
     precision: str = "auto",
+    key: str | Path | None = None,
+    original: str | None = None,
 ) -> dict:
     """Train a victim on a dataset's train split and score it on the test split.
 
@@ -200,7 +292,7 @@ def evaluate(
         raise InputError("--compare needs a release folder written by 'medshield protect'")
     runs = {("protected" if release else "clean"): data}
     if compare:
-        runs["clean"] = original_of(release)
+        runs["clean"] = original_of(release, key, original, labels)
     results = {}
     for label, train_data in runs.items():
         result = train_victim(train_data, data, victim, seed=seed, device=device, progress=progress, defense=chosen,
@@ -228,10 +320,12 @@ def evaluate(
     return report
 
 
-def utility(spec: str, segmentation_model: str | None = None) -> dict:
+def utility(spec: str, segmentation_model: str | None = None, *, key: str | Path | None = None,
+            original: str | None = None, original_data=None) -> dict:
     """Similarity of a release's train images to the originals (see evaluate.utility).
 
     ``segmentation_model``: the owner's TorchScript network, for a second segmentation agreement.
+    The originals come from ``original_data`` (already opened), else as :func:`original_of` finds them.
     """
     from .evaluate.utility import ModelSegmenter, utility_report
 
@@ -239,9 +333,10 @@ def utility(spec: str, segmentation_model: str | None = None) -> dict:
     data, release = open_dataset(spec)
     if release is None:
         raise InputError(f"{spec} is not a release folder; utility compares a release with its original")
-    original = original_of(release)
-    report = utility_report(original.images("train"), data.images("train"), data.labels("train"),
-                            segmenter=segmenter, maximum=value_range(original))
+    if original_data is None:
+        original_data = original_of(release, key, original)
+    report = utility_report(original_data.images("train"), data.images("train"), data.labels("train"),
+                            segmenter=segmenter, maximum=value_range(original_data))
     return {"dataset": data.name, "source": str(spec), "method": release.manifest["method"],
             "params": release.manifest["params"], "created": now_iso(), **report}
 
@@ -273,6 +368,8 @@ def grid(
     device: str = "auto",
     progress: bool = True,
     precision: str = "auto",
+    key: str | Path | None = None,
+    original: str | None = None,
 ) -> list[dict]:
     """Every victim x defense on a release, each beside the same training on the original.
 
@@ -289,7 +386,7 @@ def grid(
     for spec in defenses:
         if spec != "none":
             parse_defense(spec)  # fail on a bad name before hours of training
-    original = original_of(release)
+    clean = original_of(release, key, original)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     journal = out / "grid.jsonl"
@@ -308,7 +405,7 @@ def grid(
         chosen = parse_defense(spec) if spec != "none" else None
         runs = {label: train_victim(train, data, victim, seed=seed, device=device, progress=progress, defense=chosen,
                                     precision=precision)
-                for label, train in (("protected", data), ("clean", original))}
+                for label, train in (("protected", data), ("clean", clean))}
         cell = {"key": key(arch, spec), "arch": arch, "defense": spec, "recipe": runs["clean"]["recipe"],
                 "defense_detail": runs["clean"]["defense"], "precision": precision, "created": now_iso(),
                 **{f"{label}_{metric}": runs[label][metric] for label in runs

@@ -82,8 +82,42 @@ class DicomData(FolderData):
     def is_lossy(self, rel: str, jpeg_as_png: bool) -> bool:
         return False
 
-    def write_file(self, rel: str, array: np.ndarray, dest: Path, manifest: dict) -> None:
+    def write_file(self, rel: str, array: np.ndarray, dest: Path, manifest: dict) -> dict:
+        """Write the derived file; returns the original values of the elements it changed
+        (None where absent), which restoration puts back."""
         ds = _read(self.path / rel)
+        original = {name: _value(ds, name) for name in DERIVED_TAGS}
+        original["TransferSyntaxUID"] = str(ds.file_meta.TransferSyntaxUID)
+        self._set_pixels(ds, array)
+        uid = generate_uid()
+        ds.SOPInstanceUID = uid
+        ds.file_meta.MediaStorageSOPInstanceUID = uid
+        image_type = list(ds.ImageType) if "ImageType" in ds else ["DERIVED", "SECONDARY"]
+        ds.ImageType = ["DERIVED"] + image_type[1:]
+        params = manifest.get("params", {})
+        ds.DerivationDescription = (f"medshield {manifest.get('medshield', '')} {params.get('method', '')} protection: "
+                                    f"bounded perturbation against unauthorized training")[:1024]
+        _write(ds, dest)
+        return original
+
+    def restore_file(self, release_file: Path, array: np.ndarray, dest: Path, elements: dict | None) -> None:
+        """The original from its derived file: pixels ``array`` and the changed elements put back.
+
+        Written uncompressed (Explicit VR Little Endian) whatever the original transfer syntax."""
+        ds = _read(release_file)
+        self._set_pixels(ds, array)
+        for name in DERIVED_TAGS:
+            value = (elements or {}).get(name)
+            if value is None:
+                if name in ds:
+                    delattr(ds, name)
+            else:
+                setattr(ds, name, value)
+        if (elements or {}).get("SOPInstanceUID"):
+            ds.file_meta.MediaStorageSOPInstanceUID = elements["SOPInstanceUID"]
+        _write(ds, dest)
+
+    def _set_pixels(self, ds, array: np.ndarray) -> None:
         dtype = np.int16 if self.signed else np.uint16
         if int(ds.BitsAllocated) == 8:
             dtype = np.int8 if self.signed else np.uint8
@@ -93,18 +127,21 @@ class DicomData(FolderData):
         ds.set_pixel_data(values, ds.PhotometricInterpretation, int(ds.BitsStored), generate_instance_uid=False)
         if frames is not None:
             ds.NumberOfFrames = frames  # set_pixel_data drops a single frame's count; the original had it
-        uid = generate_uid()
-        ds.SOPInstanceUID = uid
-        ds.file_meta.MediaStorageSOPInstanceUID = uid
-        image_type = list(ds.ImageType) if "ImageType" in ds else ["DERIVED", "SECONDARY"]
-        ds.ImageType = ["DERIVED"] + image_type[1:]
-        params = manifest.get("params", {})
-        ds.DerivationDescription = (f"medshield {manifest.get('medshield', '')} {params.get('method', '')} protection: "
-                                    f"bounded perturbation against unauthorized training")[:1024]
-        # What save_as(enforce_file_format=True) does, but free to re-encode a big-endian original.
-        validate_file_meta(ds.file_meta, enforce_standard=True)
-        ds.preamble = ds.preamble or b"\0" * 128
-        dcmwrite(dest, ds, implicit_vr=False, little_endian=True, force_encoding=True)
+
+
+def _value(ds, name: str):
+    """An element's value as JSON can hold it (multi-valued as a list), or None when absent."""
+    if name not in ds:
+        return None
+    value = ds.data_element(name).value
+    return [str(v) for v in value] if isinstance(value, (list, pydicom.multival.MultiValue)) else str(value)
+
+
+def _write(ds, dest: Path) -> None:
+    # What save_as(enforce_file_format=True) does, but free to re-encode a big-endian original.
+    validate_file_meta(ds.file_meta, enforce_standard=True)
+    ds.preamble = ds.preamble or b"\0" * 128
+    dcmwrite(dest, ds, implicit_vr=False, little_endian=True, force_encoding=True)
 
 
 def load_dicom_folder(root: str | Path, labels_csv: str | Path | None) -> DicomData:

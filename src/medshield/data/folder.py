@@ -143,15 +143,25 @@ class FolderData:
             return path.with_suffix(".png").as_posix()
         return rel
 
-    def write_file(self, rel: str, array: np.ndarray, dest: Path, manifest: dict) -> None:
+    def write_file(self, rel: str, array: np.ndarray, dest: Path, manifest: dict) -> dict | None:
+        """Write one protected image; returns what else of the file it changed (nothing, for images)."""
         fmt = "PNG" if dest.suffix.lower() == ".png" else SUFFIXES[Path(rel).suffix.lower()]
         write_image(array, dest, fmt)
+        return None
+
+    def restore_file(self, release_file: Path, array: np.ndarray, dest: Path, elements: dict | None) -> None:
+        """Write an original image with pixels ``array`` in the format of its name ``dest``."""
+        write_image(array, dest, SUFFIXES[dest.suffix.lower()])
 
     def read_file(self, path: Path) -> np.ndarray:
         return read_image(path)
 
     def is_lossy(self, rel: str, jpeg_as_png: bool) -> bool:
-        return SUFFIXES[Path(rel).suffix.lower()] == "JPEG" and not jpeg_as_png
+        return self.is_jpeg(rel) and not jpeg_as_png
+
+    def is_jpeg(self, rel: str) -> bool:
+        """A JPEG original: no re-encoding gives its pixels back, so restoration keeps its bytes."""
+        return SUFFIXES.get(Path(rel).suffix.lower()) == "JPEG"
 
     def fingerprint(self) -> str:
         """sha256 over every image's relative path and bytes: identifies the exact input."""

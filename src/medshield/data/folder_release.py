@@ -4,12 +4,13 @@ Training images are re-encoded with their perturbation (PNG, TIFF, BMP losslessl
 file is copied byte for byte. JPEG inputs are either re-encoded as JPEG at quality 100, which
 still loses part of the perturbation (a warning says so and the manifest records the measured
 bounds), or, with ``jpeg_as_png``, written as PNG beside the same name. ``manifest.json`` and
-``perturbation.npz`` go to the root of the copy. As for MedMNIST releases, the copy is built
-under a temporary name, the bounds are checked on the written files, and only then renamed.
+``restoration.sealed`` (the perturbation and what else restores the originals, encrypted; the
+key goes outside the copy) go to its root. As for MedMNIST releases, the copy is built under a
+temporary name, the bounds are checked on the written files, and only then renamed.
 
 Everything is done image by image or a chunk at a time: the protected images arrive as an
 on-disk array, the written files are read back into another, compared with the originals' cache
-and their difference streamed into ``perturbation.npz``, so writing needs memory for a chunk.
+and their difference streamed into the sealed payload, so writing needs memory for a chunk.
 """
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ from .._runtime import sha256_file
 from ..bounds import pixel_change
 from ..errors import InputError
 from .folder import load_folder
-from .release import MANIFEST, PERTURBATION, Release, check_output_dir, move_into_place
-from .scratch import ScratchArray, save_npz
+from .release import MANIFEST, Release, check_output_dir, publish
+from .restoration import RESTORATION, Restoration, restore_rows, write_restoration
+from .scratch import ScratchArray
+from .sealing import check_key_path, default_key_path
 
 log = logging.getLogger(__name__)
 LABELS_COPY = "medshield-labels.csv"
@@ -37,11 +40,14 @@ CHUNK = 256  # images per step when comparing the written files with the origina
 def write_folder_release(
     out_dir: str | Path, source, protected_train, manifest: dict, *,
     max_linf: int, max_l0: float, overwrite: bool = False, labels_csv: str | Path | None = None, jpeg_as_png: bool = False,
+    key_out: Path | None = None, private: dict | None = None,
 ) -> Release:
     """``protected_train``: the train images in ``source``'s order, an array or a :class:`ScratchArray`
-    (read one image at a time)."""
+    (read one image at a time). The key that unseals the restoration data goes to ``key_out``
+    (default ``DIR.key``) with the owner's ``private`` record."""
     out = check_output_dir(out_dir, [source.path] + ([Path(labels_csv)] if labels_csv else []), overwrite)
-    for reserved in (MANIFEST, PERTURBATION, LABELS_COPY):
+    check_key_path(key_out or default_key_path(out), out, overwrite)
+    for reserved in (MANIFEST, RESTORATION, LABELS_COPY):
         if (source.path / reserved).exists():
             raise InputError(f"{source.path / reserved} exists; medshield writes that name at the release root, rename it first")
     train = source.indices("train")
@@ -55,7 +61,7 @@ def write_folder_release(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        names = {}
+        names, changed = {}, {}
         for path in sorted(source.path.rglob("*")):
             rel = path.relative_to(source.path).as_posix()
             if path.is_dir():
@@ -63,7 +69,9 @@ def write_folder_release(
             elif rel in targets:
                 names[rel] = source.output_name(rel, jpeg_as_png)
                 (tmp / names[rel]).parent.mkdir(parents=True, exist_ok=True)
-                source.write_file(rel, protected_train[targets[rel]], tmp / names[rel], manifest)
+                elements = source.write_file(rel, protected_train[targets[rel]], tmp / names[rel], manifest)
+                if elements:
+                    changed[names[rel]] = elements
             else:
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, tmp / rel)
@@ -81,15 +89,19 @@ def write_folder_release(
         for start in range(0, len(delta), CHUNK):
             rows = slice(start, start + CHUNK)
             delta[rows] = written[rows].astype(np.int32) - original[rows].astype(np.int32)
-        save_npz(tmp / PERTURBATION, train_perturbation=delta, files=np.array([names[source.files[i]] for i in train]))
+        record = {"format": source.format, "files": [names[source.files[i]] for i in train],
+                  "renamed": {v: k for k, v in names.items() if k != v}, "changed_elements": changed}
+        originals = {rel: source.path / rel for rel in names if source.is_jpeg(rel)}
+        sealed = write_restoration(tmp, delta.mapped(), record, originals)
         manifest = {
-            **manifest, "format": source.format, "labels_file": labels_file, "jpeg_as_png": jpeg_as_png,
+            **manifest, "release_id": sealed.release_id, "format": source.format, "labels_file": labels_file,
+            "jpeg_as_png": jpeg_as_png,
             "measured": {**measured, "limit_linf": max_linf, "limit_l0": max_l0, "lossy_jpeg_output": lossy},
             "files": {rel: sha256_file(tmp / rel) for rel in sorted(set(names.values()))},
             "renamed": {k: v for k, v in names.items() if k != v},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        move_into_place(tmp, out)
+        publish(tmp, out, sealed, key_out, private or {})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return read_folder_release(out)
@@ -103,6 +115,52 @@ def _write_labels(source, tmp: Path, names: dict) -> str:
         for rel, label, split in zip(source.files, source.label_index, source.split):
             writer.writerow([names.get(rel, rel), source.class_names[label], split])
     return LABELS_COPY
+
+
+def restore_folder(release: Release, restoration: Restoration, dest: Path) -> None:
+    """Write the original tree of a folder release into the new folder ``dest``.
+
+    Train images: released pixels minus the perturbation, written in the original's name and
+    format (JPEG originals: their own bytes; DICOM: the changed elements put back); every other
+    file is copied from the release (it was copied from the original). With a labels file the
+    originals get ``medshield-labels.csv`` under their own names.
+    """
+    data, record = release.data, restoration.record
+    files, renamed = record["files"], record["renamed"]
+    train_files = [data.files[i] for i in data.indices("train")]
+    position = {rel: n for n, rel in enumerate(train_files)}
+    if sorted(files) != sorted(train_files):
+        raise InputError(f"{release.path}: its train images are not those the restoration data was sealed with")
+    order = np.array([position[rel] for rel in files], dtype=np.int64)
+    released = data.image_store("train")
+    dest.mkdir(parents=True)
+    for path in sorted(release.path.rglob("*")):
+        rel = path.relative_to(release.path).as_posix()
+        if path.is_dir():
+            (dest / rel).mkdir(parents=True, exist_ok=True)
+        elif rel not in position and rel not in (MANIFEST, RESTORATION, LABELS_COPY):
+            shutil.copy2(path, dest / rel)
+    for rows, originals in restore_rows(_Rows(released, order), restoration):
+        for rel, pixels in zip(files[rows], originals):
+            name = renamed.get(rel, rel)
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            raw = restoration.original_bytes(name)
+            if raw is not None:
+                (dest / name).write_bytes(raw)
+            else:
+                data.restore_file(release.path / rel, pixels, dest / name, record["changed_elements"].get(rel))
+    if release.manifest.get("labels_file"):
+        _write_labels(data, dest, renamed)
+
+
+class _Rows:
+    """The release's train images in the order the payload lists them."""
+
+    def __init__(self, store: ScratchArray, order: np.ndarray):
+        self.store, self.order = store, order
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return self.store[self.order[rows]]
 
 
 def read_folder_release(path: str | Path) -> Release:

@@ -1,9 +1,11 @@
-"""A release folder: the protected ``.npz``, the perturbation and ``manifest.json``.
+"""A release folder: the protected ``.npz``, the public ``manifest.json`` and the sealed restoration data.
 
 The folder is a valid MedMNIST root (``medmnist.BloodMNIST(split="train", root=DIR)`` reads the
-protected images). It is assembled under a hidden temporary name and renamed into place only
-when complete and when the bytes on disk have passed the bound check, so an interrupted or
-failed run never leaves a half-written release, and the input is never written to.
+protected images) and holds nothing that undoes the protection without the key: the perturbation
+is only in ``restoration.sealed`` (:mod:`.restoration`), the key goes to a key file outside the
+folder. It is assembled under a hidden temporary name and renamed into place only when complete
+and when the bytes on disk have passed the bound check, so an interrupted or failed run never
+leaves a half-written release, and the input is never written to.
 """
 from __future__ import annotations
 
@@ -19,9 +21,10 @@ from .._runtime import sha256_file
 from ..bounds import pixel_change
 from ..errors import InputError
 from .medmnist import MedMNISTData, load
+from .restoration import Restoration, Sealed, restore_rows, write_restoration
+from .sealing import check_key_path, default_key_path, write_key_file
 
 MANIFEST = "manifest.json"
-PERTURBATION = "perturbation.npz"
 
 
 @dataclass
@@ -58,6 +61,17 @@ def move_into_place(tmp: Path, out: Path) -> None:
         tmp.rename(out)
 
 
+def publish(tmp: Path, out: Path, sealed: Sealed, key_out: Path | None, private: dict) -> Path:
+    """Write the key file, then move the finished release into place (the key is removed if that fails)."""
+    key_path = write_key_file(key_out or default_key_path(out), sealed.key, sealed.release_id, private)
+    try:
+        move_into_place(tmp, out)
+    except BaseException:
+        key_path.unlink(missing_ok=True)
+        raise
+    return key_path
+
+
 def write_release(
     out_dir: str | Path,
     source: MedMNISTData,
@@ -67,9 +81,14 @@ def write_release(
     max_linf: int,
     max_l0: float,
     overwrite: bool = False,
+    key_out: Path | None = None,
+    private: dict | None = None,
 ) -> Release:
-    """Write the release, verify its bounds on the bytes written, then move it into place."""
+    """Write the release, verify its bounds on the bytes written, seal what restores the originals
+    (its key to ``key_out``, default ``DIR.key``, with the owner's ``private`` record), then move it
+    into place."""
     out = check_output_dir(out_dir, [source.path], overwrite)
+    check_key_path(key_out or default_key_path(out), out, overwrite)
     original = source.images("train")
     if protected_train.shape != original.shape or protected_train.dtype != np.uint8:
         raise ValueError("protected images must have the original train images' shape and uint8 dtype")
@@ -86,14 +105,15 @@ def write_release(
         if measured["linf"] > max_linf or measured["changed_positions_max"] > max_l0 * measured["positions_per_image"]:
             raise RuntimeError(f"release violates its bounds (L-inf <= {max_linf}, L0 <= {max_l0}): {measured}")
         delta = (released.astype(np.int16) - original.astype(np.int16)).astype(np.int8)
-        np.savez_compressed(tmp / PERTURBATION, train_perturbation=delta)
+        sealed = write_restoration(tmp, delta, {"format": "npz", "dataset_file": dataset_file.name})
         manifest = {
             **manifest,
+            "release_id": sealed.release_id,
             "measured": {**measured, "limit_linf": max_linf, "limit_l0": max_l0},
             "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        move_into_place(tmp, out)
+        publish(tmp, out, sealed, key_out, private or {})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Release(path=out, manifest=manifest, data=load(str(out / f"{source.name}.npz")))
@@ -116,3 +136,14 @@ def read_release(path: str | Path) -> Release:
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"{folder} is not a medshield release: cannot read {MANIFEST} ({exc.__class__.__name__})") from None
     return Release(path=folder, manifest=manifest, data=load(str(dataset_file)))
+
+
+def restored_npz(release: Release, restoration: Restoration) -> MedMNISTData:
+    """The original dataset of an ``.npz`` release, in memory: its arrays byte-identical to the input's."""
+    released = release.data.images("train")
+    original = np.empty_like(released)
+    for rows, block in restore_rows(released, restoration):
+        original[rows] = block
+    data = release.data
+    return MedMNISTData(name=data.name, path=data.path, arrays={**data.arrays, "train_images": original},
+                        num_classes=data.num_classes, task=data.task, label_names=data.label_names)

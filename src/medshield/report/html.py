@@ -87,18 +87,19 @@ def verdict(evaluation: dict) -> str:
     return line
 
 
-def build_report(run_dir: str | Path, out: str | Path | None = None, segmentation_model: str | None = None) -> Path:
+def build_report(run_dir: str | Path, out: str | Path | None = None, segmentation_model: str | None = None, *,
+                 key: str | Path | None = None, original: str | None = None) -> Path:
     from .. import pipeline
 
     run_dir = Path(run_dir).expanduser().resolve()
     data, release = pipeline.open_dataset(str(run_dir))
     if release is None:
         raise InputError(f"{run_dir} is not a release folder; report needs a folder written by 'medshield protect'")
+    original = pipeline.original_of(release, key, original)  # before anything is written: it may need a key
     out = Path(out) if out else run_dir.parent / f"{run_dir.name}-report"
     out.mkdir(parents=True, exist_ok=True)
     manifest = release.manifest
-    original = pipeline.original_of(release)
-    utility = pipeline.utility(str(run_dir), segmentation_model)
+    utility = pipeline.utility(str(run_dir), segmentation_model, original_data=original)
     evaluations, grids = find_results(run_dir)
 
     sections = [f"<h1>{html.escape(data.name)}: {html.escape(manifest['method'].upper())} release</h1>",
@@ -117,7 +118,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, segmentatio
     sections.append("<h2>How it was protected</h2>")
     rows = [["method", manifest["method"]], ["preset", manifest["preset"]], ["seed", manifest["seed"]],
             ["train images", manifest["train_images"]], ["generation time (s)", manifest["generation_seconds"]],
-            ["input sha256", manifest["input"]["sha256"][:16] + "..."]]
+            ["precision", manifest.get("precision", "fp32")], ["release id", manifest.get("release_id", "-")]]
     rows += [[f"param: {k}", v] for k, v in manifest["params"].items()]
     sections.append(_table(["setting", "value"], rows))
 

@@ -1,0 +1,119 @@
+"""What restores a release's originals: written sealed into the release, read back with the key.
+
+The plain payload is a zip, built in an unnamed temporary file and sealed (:mod:`.sealing`) into
+``restoration.sealed`` at the release root; it never exists in the release folder unsealed:
+
+- ``perturbation.npy``: released minus original for every train image, in stored levels (int8
+  for 8-bit data, int16 for 16-bit), deflated (sparse noise is mostly zeros);
+- ``record.json``: the release format and, for folders, the train files in order, the files
+  renamed (JPEG written as PNG) and the DICOM elements a derived file changes;
+- ``originals/<path>``: the original bytes of JPEG train images, which no re-encoding restores.
+
+Reading streams the perturbation a chunk of rows at a time, so restoring needs memory for a
+chunk, not for the dataset.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+from ..errors import InputError
+from .sealing import default_key_path, new_key, new_release_id, read_key_file, seal, unseal
+
+RESTORATION = "restoration.sealed"
+CHUNK = 256
+
+
+@dataclass
+class Sealed:
+    """The key material of a release just written: the key file is written from it."""
+
+    key: bytes
+    release_id: str
+
+
+def write_restoration(folder: Path, perturbation, record: dict, originals: dict[str, Path] | None = None) -> Sealed:
+    """Seal the payload into ``folder/restoration.sealed`` under a fresh key; return the key."""
+    sealed = Sealed(key=new_key(), release_id=new_release_id())
+    with tempfile.TemporaryFile(prefix="medshield-") as plain:
+        with zipfile.ZipFile(plain, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+            header = {"descr": np.lib.format.dtype_to_descr(perturbation.dtype), "fortran_order": False,
+                      "shape": tuple(perturbation.shape)}
+            with archive.open("perturbation.npy", "w", force_zip64=True) as handle:
+                np.lib.format.write_array_header_1_0(handle, header)
+                for start in range(0, len(perturbation), CHUNK):
+                    handle.write(np.ascontiguousarray(perturbation[start:start + CHUNK]).tobytes())
+            archive.writestr("record.json", json.dumps(record))
+            for rel, path in (originals or {}).items():
+                archive.write(path, f"originals/{rel}")
+        with open(folder / RESTORATION, "wb") as dest:
+            seal(plain, dest, sealed.key, sealed.release_id)
+    return sealed
+
+
+class Restoration:
+    """The unsealed payload of one release (in an unnamed temporary file)."""
+
+    def __init__(self, release_dir: Path, manifest: dict, key_file: str | Path | None = None):
+        key_path = Path(key_file) if key_file else default_key_path(release_dir)
+        if not key_file and not key_path.exists():
+            raise InputError(f"{release_dir} needs its originals: pass --key FILE (the key written with the release, "
+                             f"default {key_path}) or --original PATH")
+        key = read_key_file(key_path)
+        if key["release_id"] != manifest.get("release_id"):
+            raise InputError(f"the key {key_path} belongs to release {key['release_id']}, not to {release_dir} "
+                             f"({manifest.get('release_id')}); use the key written with this release")
+        self.key_path = key_path
+        self.private = key.get("private", {})
+        self._plain = unseal(release_dir / RESTORATION, key["key"], key["release_id"])
+        try:
+            self._archive = zipfile.ZipFile(self._plain)
+            self.record = json.loads(self._archive.read("record.json"))
+        except (zipfile.BadZipFile, KeyError, ValueError):
+            raise InputError(f"{release_dir / RESTORATION}: decrypted, but its content is not a medshield payload") from None
+
+    def perturbation(self, chunk: int = CHUNK) -> Iterator[tuple[slice, np.ndarray]]:
+        """``(rows, released minus original)`` for the train images, ``chunk`` rows at a time."""
+        with self._archive.open("perturbation.npy") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(handle)
+            if fortran or dtype.hasobject:
+                raise InputError("the restoration payload holds an unexpected array")
+            per_row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+            for start in range(0, shape[0], chunk):
+                rows = min(chunk, shape[0] - start)
+                block = np.frombuffer(handle.read(rows * per_row), dtype=dtype).reshape(rows, *shape[1:])
+                yield slice(start, start + rows), block
+
+    def original_bytes(self, rel: str) -> bytes | None:
+        """The original file of a JPEG train image, or None where pixels restore it."""
+        try:
+            return self._archive.read(f"originals/{rel}")
+        except KeyError:
+            return None
+
+    def close(self) -> None:
+        self._archive.close()
+        self._plain.close()
+
+    def __enter__(self) -> "Restoration":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def restore_rows(released, restoration: Restoration) -> Iterator[tuple[slice, np.ndarray]]:
+    """The original train images, chunk by chunk: released minus the perturbation, exactly."""
+    for rows, delta in restoration.perturbation():
+        block = np.asarray(released[rows])
+        if block.shape != delta.shape:
+            raise InputError(f"the restoration payload has images of shape {delta.shape[1:]}, the release {block.shape[1:]}")
+        yield rows, (block.astype(np.int32) - delta.astype(np.int32)).astype(block.dtype)
