@@ -26,6 +26,7 @@ from .data.tensors import value_range
 from .errors import InputError
 from .evaluate.defenses import parse_defense
 from .evaluate.train import Recipe, train_victim
+from .evaluate.utility import ModelSegmenter, utility_report, utility_sample
 from .models import resolve_precision
 from .presets import preset, recipe_settings
 from .protect import PROTECTIONS, create_protection
@@ -122,9 +123,9 @@ def protect(
     if isinstance(data, FolderData):
         return write_folder_release(out, data, result.released, manifest, max_linf=result.max_linf, max_l0=result.max_l0,
                                     overwrite=overwrite, labels_csv=labels, jpeg_as_png=jpeg_as_png, key_out=key_path,
-                                    private=private)
+                                    private=private, measure_utility=utility_sample)
     return write_release(out, data, result.images, manifest, max_linf=result.max_linf, max_l0=result.max_l0,
-                         overwrite=overwrite, key_out=key_path, private=private)
+                         overwrite=overwrite, key_out=key_path, private=private, measure_utility=utility_sample)
 
 
 def select_for_protection(data: MedMNISTData, fraction: float, classes: list[int] | None, seed: int) -> np.ndarray:
@@ -327,8 +328,6 @@ def utility(spec: str, segmentation_model: str | None = None, *, key: str | Path
     ``segmentation_model``: the owner's TorchScript network, for a second segmentation agreement.
     The originals come from ``original_data`` (already opened), else as :func:`original_of` finds them.
     """
-    from .evaluate.utility import ModelSegmenter, utility_report
-
     segmenter = ModelSegmenter(segmentation_model) if segmentation_model else None
     data, release = open_dataset(spec)
     if release is None:

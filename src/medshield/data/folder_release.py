@@ -40,11 +40,12 @@ CHUNK = 256  # images per step when comparing the written files with the origina
 def write_folder_release(
     out_dir: str | Path, source, protected_train, manifest: dict, *,
     max_linf: int, max_l0: float, overwrite: bool = False, labels_csv: str | Path | None = None, jpeg_as_png: bool = False,
-    key_out: Path | None = None, private: dict | None = None,
+    key_out: Path | None = None, private: dict | None = None, measure_utility=None,
 ) -> Release:
     """``protected_train``: the train images in ``source``'s order, an array or a :class:`ScratchArray`
     (read one image at a time). The key that unseals the restoration data goes to ``key_out``
-    (default ``DIR.key``) with the owner's ``private`` record."""
+    (default ``DIR.key``) with the owner's ``private`` record; ``measure_utility(original, written)``,
+    when given, adds its result to the manifest."""
     out = check_output_dir(out_dir, [source.path] + ([Path(labels_csv)] if labels_csv else []), overwrite)
     check_key_path(key_out or default_key_path(out), out, overwrite)
     for reserved in (MANIFEST, RESTORATION, LABELS_COPY):
@@ -97,6 +98,7 @@ def write_folder_release(
             **manifest, "release_id": sealed.release_id, "format": source.format, "labels_file": labels_file,
             "jpeg_as_png": jpeg_as_png,
             "measured": {**measured, "limit_linf": max_linf, "limit_l0": max_l0, "lossy_jpeg_output": lossy},
+            "utility": measure_utility(original, written) if measure_utility else None,
             "files": {rel: sha256_file(tmp / rel) for rel in sorted(set(names.values()))},
             "renamed": {k: v for k, v in names.items() if k != v},
         }

@@ -83,10 +83,11 @@ def write_release(
     overwrite: bool = False,
     key_out: Path | None = None,
     private: dict | None = None,
+    measure_utility=None,
 ) -> Release:
     """Write the release, verify its bounds on the bytes written, seal what restores the originals
     (its key to ``key_out``, default ``DIR.key``, with the owner's ``private`` record), then move it
-    into place."""
+    into place. ``measure_utility(original, released)``, when given, adds its result to the manifest."""
     out = check_output_dir(out_dir, [source.path], overwrite)
     check_key_path(key_out or default_key_path(out), out, overwrite)
     original = source.images("train")
@@ -110,6 +111,7 @@ def write_release(
             **manifest,
             "release_id": sealed.release_id,
             "measured": {**measured, "limit_linf": max_linf, "limit_l0": max_l0},
+            "utility": measure_utility(original, released) if measure_utility else None,
             "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -171,3 +171,15 @@ def utility_report(original: np.ndarray, released: np.ndarray, labels: np.ndarra
             for c in np.unique(labels)
         }
     return report
+
+
+def utility_sample(original, released, sample: int = 1000, seed: int = 0) -> dict:
+    """Mean similarity of a seeded sample of at most ``sample`` image pairs: what a release's public
+    manifest states about its utility (``medshield utility`` measures every image).
+
+    ``original`` and ``released`` are arrays or on-disk arrays indexed like them."""
+    n = len(original)
+    rows = np.sort(np.random.default_rng(seed).permutation(n)[:sample])
+    report = utility_report(np.asarray(original[rows]), np.asarray(released[rows]))
+    means = {name: round(report["overall"][name]["mean"], 3) for name in ("ssim", "psnr", "phash", "nmi")}
+    return {"images": len(rows), "of": n, "seed": seed, **means}
