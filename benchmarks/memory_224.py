@@ -160,6 +160,7 @@ def main():
         measured = run_protect(command, env)
         manifest = json.loads((out / "manifest.json").read_text())
         shutil.rmtree(out)
+        (out.parent / f"{out.name}.key").unlink(missing_ok=True)  # the release's key, written beside it
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
