@@ -42,8 +42,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="networks in fp32 or under bf16 autocast; auto: bf16 where the device runs it fast "
-                        "(CPU with avx512_bf16/AMX, CUDA with bf16), else fp32")
+                   help="networks in fp32 or under bf16 autocast (1.6x faster where the device has it: CPU with "
+                        "avx512_bf16/AMX, CUDA with bf16); auto: the measured choice, fp32 for now (README, Precision)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
 
 

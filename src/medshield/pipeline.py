@@ -67,7 +67,7 @@ def protect(
     Partial protection (paper Table 6, Appendix D.1): the perturbation is computed on the whole
     train split, then kept only on a seeded random ``fraction`` of the images and/or only on
     images of the given ``classes``; the others are released unchanged. ``precision`` is that of
-    the source networks ("auto": bf16 where the device runs it fast, see ``models.precision``);
+    the source networks ("auto": the measured choice for the device, see ``models.precision``);
     the manifest records what ran.
 
     ``out`` gets only what is safe to publish; the key that restores the originals and the
