@@ -117,7 +117,7 @@ def test_protect_then_evaluate_end_to_end(capsys, tmp_path, medmnist_root, real_
     source_bytes = source.read_bytes()
     out = tmp_path / "release"
     code, _, err = run(capsys, "protect", str(source), "--out", str(out), "--seed", "1",
-                       "--steps", "60", "--width", "8", "--batch-size", "64", "--k", "0.5", "--quiet")
+                       "--steps", "60", "--width", "8", "--batch-size", "64", "--k", "0.5", "--sparse", "--quiet")
     assert code == 0, err
     assert source.read_bytes() == source_bytes
     assert sorted(p.name for p in out.iterdir()) == ["breastmnist.npz", "manifest.json", "restoration.sealed"]
@@ -132,7 +132,8 @@ def test_protect_then_evaluate_end_to_end(capsys, tmp_path, medmnist_root, real_
     for key in ("method", "params", "seed", "preset", "precision", "versions", "release_id", "measured", "files"):
         assert key in manifest
     assert manifest["method"] == "salm" and manifest["seed"] == 1 and manifest["preset"] == "paper"
-    assert manifest["params"]["steps"] == 60 and manifest["params"]["k"] == 0.5
+    assert manifest["params"]["steps"] == 60 and manifest["params"]["k"] == 0.5 and manifest["params"]["sparse"]
+    assert "sparse release" in manifest["sparsity"]
     assert "input" not in manifest and manifest["versions"]["torch"]
     private = json.loads((tmp_path / "release.key").read_text())["private"]
     assert private["input"]["sha256"] and private["input"]["path"] == str(source.resolve())
@@ -229,3 +230,43 @@ def test_compare_puts_releases_side_by_side(capsys, tmp_path, tiny_npz):
     lines = [line for line in text.splitlines() if line.startswith("| random") or line.startswith("| sp")]
     assert len(lines) == 2 and "SSIM" in text and "NMI" in text
     assert [r["method"] for r in json.loads((tmp_path / "c.json").read_text())] == ["random", "sp"]
+
+
+def test_same_seed_and_threads_repeat_the_release_bytes_and_are_recorded(capsys, tmp_path, tiny_npz):
+    """Results move with the thread count, so it is a setting: recorded, and a rerun repeats the bytes."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    try:
+        images = []
+        for name in ("a", "b"):
+            out = tmp_path / name
+            code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(out), "--seed", "5", "--threads", "1", *FAST)
+            assert code == 0, err
+            manifest = json.loads((out / "manifest.json").read_text())
+            assert manifest["threads"] == 1 and manifest["seed"] == 5
+            with np.load(out / "tiny.npz", allow_pickle=False) as npz:
+                images.append(npz["train_images"].tobytes())
+        assert images[0] == images[1]
+        code, _, err = run(capsys, "evaluate", str(tmp_path / "a"), "--threads", "1", "--epochs", "1", "--width", "4",
+                           "--quiet", "--json", str(tmp_path / "e.json"))
+        assert code == 0, err
+        assert json.loads((tmp_path / "e.json").read_text())["threads"] == 1
+        code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(tmp_path / "c"), "--threads", "0", *FAST)
+        assert code == 2 and "--threads must be at least 1" in err and not (tmp_path / "c").exists()
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_manifest_states_the_l0_measured_on_the_written_release(capsys, tmp_path, tiny_npz):
+    from medshield.bounds import pixel_change
+    from medshield.data import load
+
+    out = tmp_path / "dense"
+    code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(out), *FAST)
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    with np.load(out / "tiny.npz", allow_pickle=False) as npz:
+        measured = pixel_change(load(str(tiny_npz)).images("train"), npz["train_images"])
+    assert manifest["measured"]["l0_mean"] == pytest.approx(measured["l0_mean"])
+    assert manifest["measured"]["l0_max"] == pytest.approx(measured["l0_max"])
+    assert measured["l0_mean"] > 0.5 and "Algorithm 1" in manifest["sparsity"]  # the default SALM release is dense

@@ -22,6 +22,20 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def use_threads(threads: int | None = None) -> int:
+    """Set torch's CPU thread count (None keeps torch's default) and return the count in use.
+
+    Results move with the thread count (floating-point sums run in another order), so every run
+    records it, and a rerun with the same seed and threads repeats its bytes."""
+    if threads is not None:
+        if threads < 1:
+            from .errors import InputError
+
+            raise InputError(f"--threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

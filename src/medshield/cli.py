@@ -44,13 +44,19 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="networks in fp32 or under bf16 autocast (1.6x faster where the device has it: CPU with "
                         "avx512_bf16/AMX, CUDA with bf16); auto: the measured choice, fp32 for now (README, Precision)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's, one per core); results move "
+                                                "with it, so it is recorded, and the same seed and threads repeat a run's bytes")
     p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
 
 
 # protect options that map one-to-one onto method parameters: (flag, parameter, argparse kwargs)
 PROTECT_OPTIONS = [
     ("--steps", "steps", {"type": int, "help": "source-model steps M (paper preset: 5000)"}),
-    ("--k", "k", {"type": float, "help": "fraction of pixel positions perturbed per image (0.10)"}),
+    ("--k", "k", {"type": float, "help": "SALM: fraction of pixel positions each PGD update may change per image; "
+                                          "with --sparse, that the release may change (0.10)"}),
+    ("--sparse", "sparse", {"action": "store_const", "const": True,
+                            "help": "SALM: the release changes at most K %% of each image's positions (default: "
+                                    "Algorithm 1 as written, K %% per update and a dense release; see README)"}),
     ("--eps", "eps", {"type": _pixels, "help": "L-inf radius in pixel values (8 = 8/255)"}),
     ("--step-size", "step_size", {"type": _pixels, "help": "PGD step in pixel values (1.6)"}),
     ("--pgd-steps", "pgd_steps", {"type": int, "help": "PGD steps per source step (10)"}),
@@ -66,7 +72,8 @@ PROTECT_OPTIONS = [
     ("--transform", "transform", {"choices": list(TRANSFORMS), "help": "transformation distribution T (flip-crop)"}),
     ("--samples", "samples", {"type": int, "help": "J, sampled transformations per gradient (1)"}),
     ("--no-final-pass", "final_pass", {"action": "store_const", "const": False}),
-    ("--mask", "mask", {"choices": MASKS, "help": "SALM mask life cycle (see docs)"}),
+    ("--mask", "mask", {"choices": MASKS, "help": "SALM --sparse: mask life cycle (default fixed; Algorithm 1 always "
+                                                 "recomputes it per PGD step)"}),
     ("--mask-scope", "mask_scope", {"choices": SCOPES, "help": "rank positions per image, per batch, or per class (shared by all images of a class)"}),
     ("--mask-refresh", "mask_refresh", {"type": int, "help": "source steps before a fixed mask is recomputed"}),
     ("--stop-accuracy", "stop_accuracy", {"type": float, "help": "EM/SALM: stop source training at this accuracy on the perturbed train set (0.99)"}),
@@ -213,7 +220,7 @@ def _run(args) -> int:
             args.dataset, args.out, method=args.method, preset_name=args.preset, params=_given(args, PROTECT_OPTIONS),
             root=args.root, seed=args.seed, overwrite=args.overwrite, device=args.device, progress=not args.quiet,
             fraction=args.fraction, classes=args.classes, labels=args.labels, jpeg_as_png=args.jpeg_as_png,
-            precision=args.precision, key_out=args.key_out,
+            precision=args.precision, key_out=args.key_out, threads=args.threads,
         )
         m = release.manifest
         key_path = args.key_out or default_key_path(release.path)
@@ -224,7 +231,7 @@ def _run(args) -> int:
             print(
                 f"wrote {release.path}: {m['method']} on {m['train_images']} images in {m['generation_seconds']:.0f} s ({m['precision']}); "
                 f"L-inf {measured['linf']}/255, at most {100 * measured['l0_max']:.1f} % of positions changed "
-                f"(mean {100 * measured['l0_mean']:.1f} %)"
+                f"(mean {100 * measured['l0_mean']:.1f} %); {m['sparsity']}"
             )
         return 0
     if args.verb == "evaluate":
@@ -234,7 +241,7 @@ def _run(args) -> int:
         report = pipeline.evaluate(
             args.dataset, preset_name=args.preset, recipe_name=options.pop("recipe_name", None), recipe=options, root=args.root,
             seed=args.seed, compare=args.compare, device=args.device, progress=not args.quiet, defense=args.defense, labels=args.labels,
-            precision=args.precision, key=args.key, original=args.original,
+            precision=args.precision, key=args.key, original=args.original, threads=args.threads,
         )
         _write_json(args.json, report)
         if not args.quiet:
@@ -247,7 +254,7 @@ def _run(args) -> int:
             args.release, args.out, victims=args.victims.split(","), defenses=[d for d in args.defenses.split(";") if d],
             preset_name=args.preset, recipe_name=options.pop("recipe_name", None), recipe=options,
             seed=args.seed, device=args.device, progress=not args.quiet, precision=args.precision,
-            key=args.key, original=args.original,
+            key=args.key, original=args.original, threads=args.threads,
         )
         if not args.quiet:
             print(grid_table(cells))

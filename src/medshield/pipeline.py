@@ -10,10 +10,9 @@ import weakref
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from . import __version__
-from ._runtime import machine, now_iso, package_versions, pick_device, sha256_file
+from ._runtime import machine, now_iso, package_versions, pick_device, sha256_file, use_threads
 from .bounds import pixel_change
 from .data.dicom import is_dicom_file, load_dicom_folder
 from .data.folder import FolderData, load_folder
@@ -61,6 +60,7 @@ def protect(
     jpeg_as_png: bool = False,
     precision: str = "auto",
     key_out: str | Path | None = None,
+    threads: int | None = None,
 ) -> Release:
     """Protect ``dataset``'s train split and write a release folder to ``out``.
 
@@ -68,7 +68,7 @@ def protect(
     train split, then kept only on a seeded random ``fraction`` of the images and/or only on
     images of the given ``classes``; the others are released unchanged. ``precision`` is that of
     the source networks ("auto": the measured choice for the device, see ``models.precision``);
-    the manifest records what ran.
+    the manifest records what ran, with the CPU ``threads`` (None: torch's default).
 
     ``out`` gets only what is safe to publish; the key that restores the originals and the
     owner's private record (input path and hash, machine, command) go to ``key_out`` (default
@@ -76,6 +76,7 @@ def protect(
     """
     if not 0.0 < fraction <= 1.0:
         raise InputError(f"fraction must be in (0, 1], got {fraction}")
+    threads = use_threads(threads)
     precision = resolve_precision(precision, pick_device(device))  # a bad request fails before any loading
     accepted = method_parameters(method)
     settings = {k: v for k, v in preset(preset_name, "protect", method).items() if k in accepted}
@@ -101,8 +102,9 @@ def protect(
         "preset": preset_name,
         "seed": seed,
         "precision": result.precision,
-        "threads": torch.get_num_threads(),
+        "threads": threads,
         "params": result.params,
+        "sparsity": protection.sparsity(),
         "dataset_name": data.name,
         "dataset_file": f"{data.name}.npz",
         "num_classes": data.num_classes,
@@ -276,6 +278,7 @@ def evaluate(
     precision: str = "auto",
     key: str | Path | None = None,
     original: str | None = None,
+    threads: int | None = None,
 ) -> dict:
     """Train a victim on a dataset's train split and score it on the test split.
 
@@ -283,6 +286,7 @@ def evaluate(
     ``defense`` (e.g. ``"jpeg:quality=10"``) is what the adversary does to the training data or
     the training; with ``compare`` the clean run uses the same defense.
     """
+    threads = use_threads(threads)
     chosen = parse_defense(defense) if defense else None
     victim = victim_recipe(preset_name, recipe, recipe_name)
     precision = resolve_precision(precision, pick_device(device))
@@ -306,6 +310,7 @@ def evaluate(
         "preset": preset_name,
         "recipe_name": recipe_name or f"preset {preset_name}",
         "created": now_iso(),
+        "threads": threads,
         "versions": package_versions(),
         "machine": machine(),
         **main,
@@ -369,15 +374,18 @@ def grid(
     precision: str = "auto",
     key: str | Path | None = None,
     original: str | None = None,
+    threads: int | None = None,
 ) -> list[dict]:
     """Every victim x defense on a release, each beside the same training on the original.
 
     Cells are appended to ``out/grid.jsonl`` as they finish; a cell already there (same victim,
     defense, preset, seed, precision and recipe options) is not recomputed, so an interrupted
-    grid resumes.
+    grid resumes. With ``threads`` given, the cells are keyed by it too (results move with it).
     """
     import json
 
+    chosen_threads = threads
+    threads = use_threads(threads)
     precision = resolve_precision(precision, pick_device(device))
     data, release = open_dataset(release_dir)
     if release is None:
@@ -394,6 +402,8 @@ def grid(
         cell_key = {"arch": arch, "defense": spec, "preset": preset_name, "seed": seed, "options": recipe or {}}
         if precision != "fp32":  # fp32 cells keep the keys they had before precision was a setting
             cell_key["precision"] = precision
+        if chosen_threads is not None:
+            cell_key["threads"] = threads
         return {**cell_key, "recipe": recipe_name} if recipe_name else cell_key
     done = [c["key"] for c in cells]
     todo = [(a, d) for a in victims for d in defenses if key(a, d) not in done]
@@ -406,7 +416,7 @@ def grid(
                                     precision=precision)
                 for label, train in (("protected", data), ("clean", clean))}
         cell = {"key": key(arch, spec), "arch": arch, "defense": spec, "recipe": runs["clean"]["recipe"],
-                "defense_detail": runs["clean"]["defense"], "precision": precision, "created": now_iso(),
+                "defense_detail": runs["clean"]["defense"], "precision": precision, "threads": threads, "created": now_iso(),
                 **{f"{label}_{metric}": runs[label][metric] for label in runs
                    for metric in ("test_accuracy", "peak_test_accuracy", "balanced_accuracy", "auc", "train_seconds")},
                 "majority_floor": runs["clean"]["majority_floor"]}
@@ -416,7 +426,7 @@ def grid(
     wanted = [key(a, d) for a in victims for d in defenses]
     chosen_cells = [c for c in cells if c["key"] in wanted]
     (out / "grid.json").write_text(json.dumps({"release": str(release_dir), "manifest": {k: release.manifest[k] for k in ("method", "params", "seed")},
-                                               "preset": preset_name, "recipe_name": recipe_name, "precision": precision, "machine": machine(), "versions": package_versions(),
+                                               "preset": preset_name, "recipe_name": recipe_name, "precision": precision, "threads": threads, "machine": machine(), "versions": package_versions(),
                                                "cells": chosen_cells}, indent=2) + "\n")
     from .report import grid_table
 

@@ -56,7 +56,7 @@ def test_bf16_runs_convolutions_in_bf16_and_returns_fp32_logits():
 
 
 @needs_bf16
-@pytest.mark.parametrize("method, params", [("salm", dict(steps=3, width=8, batch_size=32, pgd_steps=2)),
+@pytest.mark.parametrize("method, params", [("salm", dict(steps=3, width=8, batch_size=32, pgd_steps=2, sparse=True)),
                                             ("tap", dict(source_epochs=1, pgd_steps=2, restarts=1, width=8))])
 def test_bf16_releases_keep_every_bound_on_the_written_bytes(tmp_path, tiny_npz, method, params):
     release = pipeline.protect(str(tiny_npz), tmp_path / "out", method=method, params=params, precision="bf16", progress=False)

@@ -26,7 +26,7 @@ def test_registry_lists_every_method_and_builds_each_with_defaults():
         method = create_protection(name)
         assert method.name == name and method.eps == pytest.approx(8 / 255)
     assert create_protection("tap").pgd_steps == 250 and create_protection("tap").restarts == 8
-    assert create_protection("em").mode == "sample" and create_protection("em").k == 1.0
+    assert create_protection("em").mode == "sample" and create_protection("em").max_l0 == 1.0
 
 
 @pytest.mark.parametrize("name", sorted(TINY))

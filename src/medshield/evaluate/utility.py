@@ -115,24 +115,28 @@ def model_agreement(segmenter: ModelSegmenter, original: np.ndarray, released: n
     return 100.0 * same.reshape(len(original), -1).mean(axis=1)
 
 
-def image_metrics(original: np.ndarray, released: np.ndarray) -> dict[str, float]:
-    """Every similarity measure for one stored image pair, (H, W) or (H, W, C), uint8 or uint16."""
+def image_metrics(original: np.ndarray, released: np.ndarray, names=None) -> dict[str, float]:
+    """Similarity measures for one stored image pair, (H, W) or (H, W, C), uint8 or uint16.
+
+    ``names`` picks some of them (default: all of ``HIGHER_IS_SIMILAR``); benchmarks that sweep many
+    releases need only SSIM, PSNR and L0, and the hashes and segmentation are the slow ones."""
+    names = tuple(names or HIGHER_IS_SIMILAR)
     colour = original.ndim == 3
     maximum = int(np.iinfo(original.dtype).max)
     diff = np.abs(released.astype(np.int32) - original.astype(np.int32))
     changed = diff.any(axis=-1) if colour else diff > 0
     identical = not changed.any()
-    metrics = {
-        "ssim": 100.0 * structural_similarity(original, released, data_range=maximum, channel_axis=-1 if colour else None),
-        "psnr": float("inf") if identical else float(peak_signal_noise_ratio(original, released, data_range=maximum)),
-        "nmi": _nmi(original, released),
-        "linf": float(diff.max()),
-        "l0": float(changed.mean()),
-        "segmentation_agreement": 100.0 * float((segment(original) == segment(released)).mean()),
+    measures = {
+        "ssim": lambda: 100.0 * structural_similarity(original, released, data_range=maximum,
+                                                      channel_axis=-1 if colour else None),
+        "psnr": lambda: float("inf") if identical else float(peak_signal_noise_ratio(original, released, data_range=maximum)),
+        "nmi": lambda: _nmi(original, released),
+        "linf": lambda: float(diff.max()),
+        "l0": lambda: float(changed.mean()),
+        "segmentation_agreement": lambda: 100.0 * float((segment(original) == segment(released)).mean()),
+        **{name: (lambda f=function: _hash_similarity(original, released, f)) for name, function in HASHES.items()},
     }
-    for name, function in HASHES.items():
-        metrics[name] = _hash_similarity(original, released, function)
-    return {name: float(value) for name, value in metrics.items()}
+    return {name: float(measures[name]()) for name in names}
 
 
 def _summary(values: np.ndarray, higher_is_similar: bool) -> dict[str, float]:
@@ -150,15 +154,15 @@ def _summary(values: np.ndarray, higher_is_similar: bool) -> dict[str, float]:
 
 
 def utility_report(original: np.ndarray, released: np.ndarray, labels: np.ndarray | None = None,
-                   segmenter: ModelSegmenter | None = None, maximum: int | None = None) -> dict:
-    """Per-metric mean and worst 5 % over the dataset and per class.
+                   segmenter: ModelSegmenter | None = None, maximum: int | None = None, names=None) -> dict:
+    """Per-metric mean and worst 5 % over the dataset and per class (``names``: a subset of metrics).
 
     With ``segmenter`` also ``model_segmentation_agreement`` (the owner's network).
     """
     if original.shape != released.shape:
         raise ValueError(f"shape mismatch: original {original.shape} vs released {released.shape}")
-    rows = [image_metrics(a, b) for a, b in zip(original, released)]
-    table = {name: np.array([row[name] for row in rows]) for name in HIGHER_IS_SIMILAR}
+    rows = [image_metrics(a, b, names) for a, b in zip(original, released)]
+    table = {name: np.array([row[name] for row in rows]) for name in rows[0]} if rows else {}
     if segmenter is not None:
         table["model_segmentation_agreement"] = model_agreement(segmenter, original, released, maximum)
     report = {"images": len(rows), "overall": {n: _summary(v, HIGHER_IS_SIMILAR.get(n, True)) for n, v in table.items()}}

@@ -72,14 +72,23 @@ class Protection:
     """Base class: subclasses set ``name`` and implement ``_perturb``."""
 
     name = "base"
-    #: fraction of pixel positions a release may change per image (1.0 = no L0 bound)
-    k: float = 1.0
     #: precision of the networks (set per run by ``protect``)
     _precision: str = "fp32"
 
     def __init__(self, *, eps: float = 8 / 255):
         check_range(self.name, "eps", eps, 1 / 255, 1.0, " (a fraction of the range: 8/255, not 8)")
         self.eps = eps
+
+    @property
+    def max_l0(self) -> float:
+        """Fraction of pixel positions a release may change per image (1.0: no L0 bound)."""
+        return 1.0
+
+    def sparsity(self) -> str:
+        """What bounds the number of changed positions, in words (the manifest and report say it)."""
+        if self.max_l0 < 1.0:
+            return f"sparse release: at most {100 * self.max_l0:g} % of each image's pixel positions changed"
+        return "dense release: no bound on the number of changed positions"
 
     @property
     def eps_px(self) -> int:
@@ -115,8 +124,8 @@ class Protection:
         start = time.perf_counter()
         for index, delta in self._perturb(x, labels, num_classes=data.num_classes, generator=generator, progress=progress):
             delta = delta.detach().cpu()
-            if self.k < 1.0:
-                delta = project_l0(delta, self.k)
+            if self.max_l0 < 1.0:
+                delta = project_l0(delta, self.max_l0)
             rows = index.cpu().numpy()
             stored = x.read(rows)
             released[rows] = to_stored(quantize(to_tensor(stored), delta, levels, x.maximum), stored)
@@ -125,7 +134,7 @@ class Protection:
             params={"method": self.name, **self.params()},
             seconds=time.perf_counter() - start,
             max_linf=levels,
-            max_l0=self.k,
+            max_l0=self.max_l0,
             precision=self._precision,
             log=self._log,
         )

@@ -1,30 +1,31 @@
 """SALM: Sparsity-Aware Local Masking (Sun et al. 2024, arXiv:2403.10573), Algorithm 1.
 
 Error-minimizing noise whose PGD updates are restricted to the top-K % pixel positions ranked
-by the gradient magnitude (|g| summed over channels), so that at most K % of each image's
-positions differ from the original (Eq. (3)-(6)).
+by the gradient magnitude (|g| summed over channels, Eq. (3)-(6)). Two readings, named for what
+they bound:
 
-The paper leaves the mask's life cycle open; three variants are offered (``mask=``):
+Algorithm 1 as written (the default)
+    The noise starts uniform over the whole image within the radius (line 2); at every PGD step
+    the mask is recomputed from that step's gradient and only its top-K % positions move (lines
+    7-14); nothing projects the noise onto K % afterwards. So each *update* is sparse and the
+    release is dense: the paper's Table 5 gives SALM's release about EM's SSIM and NMI.
+``sparse=True`` (``--sparse``)
+    The release changes at most K % of each image's positions: the random start is cut to K %,
+    and the released noise is projected onto each image's top-K positions by |noise| before
+    quantization, so the bound holds on the bytes written. Its mask life cycle (``mask=``):
 
-``"fixed"``
-    The mask of an image is chosen from the gradient at the first PGD step of a visit, held for
-    all PGD steps, and recomputed when the image is next drawn at least ``mask_refresh`` source
-    steps later. Noise outside the mask is zeroed, so the L0 bound holds throughout.
-``"step"``
-    Eq. (5) read literally: the mask is recomputed from the gradient at every PGD step and only
-    masked positions are updated; noise elsewhere stays, so the support grows during the search
-    and the release projection has to cut it back.
-``"final"``
-    No mask during the search (plain EM); only the release projection onto the top-K |noise|.
+    ``"fixed"`` (default): the mask of an image is chosen from the gradient at the first PGD step
+    of a visit, held for the visit, and recomputed when the image is next drawn at least
+    ``mask_refresh`` source steps later; noise outside the mask is zeroed. ``"step"``: recomputed
+    at every PGD step as in Algorithm 1; the support grows during the search and the release
+    projection cuts it back. ``"final"``: no mask during the search (plain EM), only the release
+    projection.
 
 ``mask_scope`` ranks per image (exactly K % per image), per batch (one threshold for the
 batch), or per class: the paper defines the noise generation on one class D_c at a time
 (Section 3.1, Eq. (2)); with ``"class"`` the |gradient| of every visit, normalized per image, is
 added to a running score per class, and all images of a class share that class's top-K
-positions, so the perturbation sits at the same few positions across a class (``mask_refresh``
-does not apply: the class totals change a little at every visit). Whatever the variant, the
-released noise is projected onto each image's top-K positions by |noise| before quantization,
-so the L0 bound holds on the bytes written.
+positions (``mask_refresh`` does not apply: the class totals change a little at every visit).
 """
 from __future__ import annotations
 
@@ -43,15 +44,19 @@ SCOPES = ("image", "batch", "class")
 
 @register_protection
 class SALM(ErrorMinimizingLoop):
-    """Sparse error-minimizing noise: L-inf ``eps`` and at most ``k`` of pixel positions.
+    """Error-minimizing noise within L-inf ``eps`` whose PGD updates move only the top-``k`` positions.
 
     Parameters (besides those of the error-minimizing loop: eps, step_size, pgd_steps,
     random_start, steps, batch_size, arch, width, lr, momentum, weight_decay, lr_decay,
     lr_milestones, transform, samples, final_pass)
     k : float, default=0.10
-        Fraction of pixel positions that may be perturbed per image.
-    mask : {"fixed", "step", "final"}, default="fixed"
-        Mask life cycle, see the module docstring.
+        Fraction of pixel positions each PGD update may change per image (with ``sparse``: that
+        the release may change).
+    sparse : bool, default=False
+        False: Algorithm 1 as written (dense release). True: the release changes at most ``k`` of
+        each image's positions. See the module docstring.
+    mask : {"fixed", "step", "final"}, default="step" (Algorithm 1), "fixed" with ``sparse``
+        Mask life cycle; "fixed" and "final" exist only with ``sparse``.
     mask_scope : {"image", "batch", "class"}, default="image"
     mask_refresh : int, default=1
         For ``mask="fixed"``: source steps before an image's mask may be recomputed on its next
@@ -60,15 +65,21 @@ class SALM(ErrorMinimizingLoop):
 
     name = "salm"
 
-    def __init__(self, *, k: float = 0.10, mask: str = "fixed", mask_scope: str = "image", mask_refresh: int = 1, **loop):
+    def __init__(self, *, k: float = 0.10, sparse: bool = False, mask: str | None = None, mask_scope: str = "image",
+                 mask_refresh: int = 1, **loop):
         super().__init__(**loop)
         check_range(self.name, "k", k, 1e-6, 1.0, " (a fraction: 0.10 for 10 %)")
+        mask = mask or ("fixed" if sparse else "step")
         if mask not in MASKS:
             raise InputError(f"salm: mask must be one of {', '.join(MASKS)}, got {mask!r}")
+        if not sparse and mask != "step":
+            raise InputError(f"salm: mask {mask!r} is a variant of the sparse release; add --sparse (sparse=True), "
+                             "or leave mask out for Algorithm 1 (a new mask at every PGD step)")
         if mask_scope not in SCOPES:
             raise InputError(f"salm: mask_scope must be one of {', '.join(SCOPES)}, got {mask_scope!r}")
         check_range(self.name, "mask_refresh", mask_refresh, 1, 10_000_000)
         self.k = k
+        self.sparse = sparse
         self.mask = mask
         self.mask_scope = mask_scope
         self.mask_refresh = mask_refresh
@@ -87,9 +98,19 @@ class SALM(ErrorMinimizingLoop):
         yield from super()._perturb(x, y, num_classes=num_classes, generator=generator, progress=progress)
         self._masks = self._labels = self._class_scores = None  # frees the masks before the release is written
 
+    @property
+    def max_l0(self) -> float:
+        return self.k if self.sparse else 1.0
+
+    def sparsity(self) -> str:
+        if self.sparse:
+            return super().sparsity() + " (SALM --sparse)"
+        return (f"Algorithm 1 as written: each PGD update moved at most {100 * self.k:g} % of an image's positions, "
+                "from a dense random start; dense release (no bound on the number of changed positions)")
+
     def _start(self, delta):
-        # Random start restricted to K % of positions: the L0 bound holds from the first step.
-        return project_l0(delta, self.k)
+        # Algorithm 1 starts dense; the sparse release cuts the start to K % so its bound holds throughout.
+        return project_l0(delta, self.k) if self.sparse else delta
 
     def _update_mask(self, grad, delta, index, step, pgd_step):
         if self.mask == "final":

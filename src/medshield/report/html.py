@@ -113,7 +113,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, segmentatio
     ssim = utility["overall"]["ssim"]
     sections.append(f"<p>For people using the images: mean SSIM {ssim['mean']:.1f} % (worst 5 %: {ssim['worst_5pct']:.1f} %), "
                     f"at most {100 * manifest['measured']['l0_max']:.1f} % of pixel positions and at most "
-                    f"{manifest['measured']['linf']}/255 per value changed in any image.</p>")
+                    f"{manifest['measured']['linf']}/255 per value changed in any image; on average "
+                    f"{100 * manifest['measured']['l0_mean']:.1f} % of positions changed.</p>")
+    if manifest.get("sparsity"):
+        sections.append(f"<p>Sparsity: {html.escape(manifest['sparsity'])}.</p>")
 
     sections.append("<h2>How it was protected</h2>")
     rows = [["method", manifest["method"]], ["preset", manifest["preset"]], ["seed", manifest["seed"]],

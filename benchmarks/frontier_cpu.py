@@ -1,0 +1,256 @@
+"""The protection-utility frontier at the `cpu` preset: what each method and setting buys and costs.
+
+    python benchmarks/frontier_cpu.py [--datasets bloodmnist,pneumoniamnist] [--settings clean,em-eps8,...]
+                                      [--seeds 0] [--threads 2] [--precision bf16] [--sweep] [--write-only]
+
+A cell is one dataset x setting x seed: the method's release at the cpu preset (noise generated at
+``--precision``), then a victim ResNet-18 with the preset's recipe and the cell's seed, always in
+fp32 (the adversary's usual training), tested on the whole real test split. Per cell: test
+accuracy, SSIM, PSNR and L0 over every released train image, generation time. ``--sweep`` runs the
+paper's Fig. 2 right instead: SALM at K = 0.05 ... 0.9, both readings, on a 4,000-image BloodMNIST
+subset. Cells are journaled to results/frontier_cpu.jsonl as they finish and skipped when there
+(resume); results/frontier_cpu.md/.json and one PNG per dataset are rewritten after every cell.
+
+The recommended setting of a dataset is the one with the lowest mean victim accuracy among those
+whose mean SSIM is at least the paper's SALM release (94.4 %, Table 5): protection at the utility
+the paper ships, whichever method gives it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+
+import torch
+
+from _common import RESULTS, append_jsonl, context, data_root, read_jsonl, subset, with_train_images
+from medshield import pipeline
+from medshield.data.medmnist import load
+from medshield.evaluate import train_victim
+from medshield.evaluate.utility import utility_report
+from medshield.presets import preset
+from medshield.protect import create_protection
+from medshield.report import markdown_table
+
+JOURNAL = RESULTS / "frontier_cpu.jsonl"
+PAPER_SALM_SSIM = 94.4  # Table 5: the utility the paper's SALM release keeps
+# slug -> (setting as reported, method, parameters on top of the cpu preset)
+SETTINGS = {
+    "clean": ("clean", "clean", {}),
+    "random": ("random eps=8", "random", {}),
+    "em-eps4": ("em eps=4", "em", {"eps": 4 / 255, "step_size": 0.8 / 255}),
+    "em-eps8": ("em eps=8", "em", {}),
+    "tap": ("tap eps=8", "tap", {}),
+    "sp": ("sp eps=8", "sp", {}),
+    "salm-k0.10": ("salm k=0.10", "salm", {"k": 0.10}),
+    "salm-sparse-k0.10": ("salm --sparse k=0.10", "salm", {"k": 0.10, "sparse": True}),
+    "salm-sparse-k0.30": ("salm --sparse k=0.30", "salm", {"k": 0.30, "sparse": True}),
+}
+FRONTIER = tuple(SETTINGS)
+SWEEP_K = (0.05, 0.10, 0.20, 0.30, 0.50, 0.70, 0.90)
+for _k in SWEEP_K:
+    SETTINGS.setdefault(f"salm-k{_k:.2f}", (f"salm k={_k:.2f}", "salm", {"k": _k}))
+    SETTINGS.setdefault(f"salm-sparse-k{_k:.2f}", (f"salm --sparse k={_k:.2f}", "salm", {"k": _k, "sparse": True}))
+SWEEP_SUBSET = 4000
+# Cells of benchmarks/table1.py whose code has not changed since they ran (commit 2c6a301, with
+# f7c1a7f's protection code): SP and Random use no network, so the precision does not matter.
+REUSED = {("pneumoniamnist", "sp"), ("pneumoniamnist", "random")}
+
+
+def cell_key(dataset: str, slug: str, seed: int, args, sweep: bool = False) -> dict:
+    return {"dataset": dataset, "slug": slug, "seed": seed, "threads": args.threads,
+            "precision": "fp32" if SETTINGS[slug][1] in ("clean", "sp", "random") else args.precision,
+            "subset": SWEEP_SUBSET if sweep else None}
+
+
+def measure(original, released) -> dict:
+    report = utility_report(original, released, names=("ssim", "psnr", "l0"))["overall"]
+    return {"ssim": report["ssim"]["mean"], "psnr": report["psnr"]["mean"], "l0": report["l0"]["mean"]}
+
+
+def run_cell(dataset: str, slug: str, seed: int, data, args, sweep: bool) -> dict:
+    setting, method, params = SETTINGS[slug]
+    record = {**cell_key(dataset, slug, seed, args, sweep), "setting": setting, "method": method, "sweep": sweep, **context()}
+    recipe = pipeline.victim_recipe("cpu", None)
+    train = data
+    if method == "clean":
+        record.update(ssim=100.0, psnr=float("inf"), l0=0.0, generation_s=0.0)
+    else:
+        accepted = pipeline.method_parameters(method)
+        settings = {k: v for k, v in preset("cpu", "protect", method).items() if k in accepted} | params
+        result = create_protection(method, **settings).protect(data, seed=seed, progress=False, precision=record["precision"])
+        record.update(measure(data.images("train"), result.images), generation_s=round(result.seconds, 1), params=result.params)
+        train = with_train_images(data, result.images)
+    trained = train_victim(train, data, recipe, seed=seed, progress=False, precision="fp32")
+    record.update(test_accuracy=trained["test_accuracy"], peak_test_accuracy=trained["peak_test_accuracy"],
+                  majority_floor=trained["majority_floor"], victim_recipe=trained["recipe"], victim_precision="fp32")
+    return record
+
+
+def reused_cells(args) -> list[dict]:
+    """Table 1 cells that are valid frontier cells as they stand (see REUSED), with their utility."""
+    table1 = {(r["dataset"], r["method"]): r for r in json.loads((RESULTS / "table1_cpu.json").read_text())}
+    utility = {(r["dataset"], r["method"]): r for r in json.loads((RESULTS / "utility_cpu.json").read_text())}
+    cells = []
+    for dataset, method in sorted(REUSED):
+        t, u = table1[(dataset, method)], utility[(dataset, method)]["overall"]
+        cells.append({
+            "dataset": dataset, "slug": method, "seed": t["seed"], "threads": t["machine"]["torch_threads"],
+            "precision": "fp32", "subset": None, "setting": SETTINGS[method][0], "method": method, "sweep": False,
+            "ssim": u["ssim"]["mean"], "psnr": u["psnr"]["mean"], "l0": u["l0"]["mean"],
+            "generation_s": t["generation_s"], "params": t["protect_params"], "test_accuracy": t["test_accuracy"],
+            "peak_test_accuracy": t["peak_test_accuracy"], "majority_floor": t["majority_floor"],
+            "victim_recipe": t["victim_recipe"], "victim_precision": "fp32", "command": t["command"],
+            "date": t["date"], "commit": t["commit"], "machine": t["machine"],
+            "taken_from": "table1_cpu.json (accuracy, time) + utility_cpu.json (SSIM, PSNR, L0)",
+        })
+    return cells
+
+
+def groups(records: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    out: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        if not r["sweep"]:
+            out.setdefault((r["dataset"], r["slug"]), []).append(r)
+    return out
+
+
+def mean_sd(values: list[float]) -> tuple[float, float | None]:
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def recommended(records: list[dict]) -> dict[str, str]:
+    """Per dataset: the lowest mean accuracy among settings at or above the paper's SALM SSIM."""
+    best: dict[str, tuple[float, str]] = {}
+    for (dataset, slug), cells in groups(records).items():
+        if SETTINGS[slug][1] in ("clean", "random"):
+            continue
+        acc = statistics.mean(r["test_accuracy"] for r in cells)
+        if statistics.mean(r["ssim"] for r in cells) >= PAPER_SALM_SSIM and acc < best.get(dataset, (2.0, ""))[0]:
+            best[dataset] = (acc, slug)
+    return {dataset: slug for dataset, (_, slug) in best.items()}
+
+
+def plot(records: list[dict], picks: dict[str, str]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for dataset in dict.fromkeys(r["dataset"] for r in records if not r["sweep"]):
+        fig, ax = plt.subplots(figsize=(7, 5))
+        clean = floor = None
+        for (d, slug), cells in groups(records).items():
+            if d != dataset:
+                continue
+            acc, sd = mean_sd([100 * r["test_accuracy"] for r in cells])
+            floor = 100 * cells[0]["majority_floor"]
+            if slug == "clean":
+                clean = acc
+                continue
+            ssim = statistics.mean(r["ssim"] for r in cells)
+            ax.errorbar(ssim, acc, yerr=sd or 0, fmt="*" if picks.get(dataset) == slug else "o", ms=12 if picks.get(dataset) == slug else 7,
+                        capsize=3, label=f"{SETTINGS[slug][0]} ({len(cells)} seed{'s' if len(cells) > 1 else ''})")
+        if clean is not None:
+            ax.axhline(clean, color="green", ls="--", lw=1, label="clean data")
+        ax.axhline(floor, color="grey", ls=":", lw=1, label="majority-class floor")
+        ax.axvline(PAPER_SALM_SSIM, color="red", ls=":", lw=1, label="paper's SALM SSIM (94.4 %)")
+        ax.set_xlabel("mean SSIM of released vs original train images (%)")
+        ax.set_ylabel("victim test accuracy (%)  (lower protects better)")
+        ax.set_title(f"{dataset}: protection vs utility, cpu preset")
+        ax.legend(fontsize=7, loc="best")
+        fig.tight_layout()
+        fig.savefig(RESULTS / f"frontier_cpu_{dataset}.png", dpi=110)
+        plt.close(fig)
+    sweep = [r for r in records if r["sweep"]]
+    if sweep:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for sparse, label in ((False, "Algorithm 1 (dense release)"), (True, "--sparse (L0 <= K)")):
+            cells = sorted((r for r in sweep if bool(r["params"].get("sparse")) == sparse), key=lambda r: r["params"]["k"])
+            ax.plot([r["params"]["k"] for r in cells], [100 * r["test_accuracy"] for r in cells], "o-", label=label)
+        ax.set_xlabel("K (fraction of positions updated per PGD step)")
+        ax.set_ylabel("victim test accuracy (%)")
+        ax.set_title(f"SALM K sweep, bloodmnist {SWEEP_SUBSET}-image subset (paper Fig. 2 right)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(RESULTS / "frontier_cpu_k_sweep.png", dpi=110)
+        plt.close(fig)
+
+
+def write(records: list[dict]) -> None:
+    picks = recommended(records)
+    for r in records:
+        r["recommended"] = not r["sweep"] and picks.get(r["dataset"]) == r["slug"]
+    (RESULTS / "frontier_cpu.json").write_text(json.dumps(records, indent=2) + "\n")
+    rows = []
+    for (dataset, slug), cells in groups(records).items():
+        acc, sd = mean_sd([100 * r["test_accuracy"] for r in cells])
+        clean = [100 * r["test_accuracy"] for r in records if r["dataset"] == dataset and r["slug"] == "clean" and not r["sweep"]]
+        drop = f"{statistics.mean(clean) - acc:.1f}" if clean and slug != "clean" else "-"
+        rows.append([dataset, SETTINGS[slug][0] + (" **(recommended)**" if picks.get(dataset) == slug else ""),
+                     ", ".join(str(r["seed"]) for r in cells), f"{acc:.1f}" + (f" ± {sd:.1f}" if sd is not None else ""),
+                     drop, f"{100 * cells[0]['majority_floor']:.1f}", f"{statistics.mean(r['ssim'] for r in cells):.1f}",
+                     f"{statistics.mean(r['psnr'] for r in cells):.1f}", f"{100 * statistics.mean(r['l0'] for r in cells):.1f}",
+                     f"{statistics.mean(r['generation_s'] for r in cells):.0f}", cells[0]["precision"],
+                     "yes" if any("taken_from" in r for r in cells) else ""])
+    commands = list(dict.fromkeys(f"`{r['command']}` (commit {r['commit']}, {r['date']}, {r['threads']} thread(s))" for r in records))
+    text = ("# The protection-utility frontier at the `cpu` preset\n\n"
+            "Generated by `benchmarks/frontier_cpu.py`. Commands, in the order their first cell ran:\n\n"
+            + "".join(f"- {c}\n" for c in commands)
+            + f"\nMachine: {records[0]['machine'] if records else {}}\n\n"
+            "Victim: ResNet-18, the cpu preset's recipe, fp32, the cell's seed; test accuracy on the whole test split.\n"
+            "SSIM/PSNR/L0: mean over every released train image against its original (L0: % of positions changed).\n"
+            "Generation precision per cell in the table (SP, Random and clean use no network). "
+            f"Recommended: lowest mean accuracy among settings with mean SSIM >= {PAPER_SALM_SSIM} % (the paper's SALM release).\n\n"
+            + markdown_table(["dataset", "setting", "seeds", "test acc %", "drop", "floor %", "SSIM %", "PSNR dB", "L0 %",
+                              "generation s", "precision", "reused"], rows) + "\n")
+    sweep = sorted((r for r in records if r["sweep"]), key=lambda r: (bool(r["params"].get("sparse")), r["params"]["k"]))
+    if sweep:
+        text += (f"\n## K sweep (paper Fig. 2 right): bloodmnist, {SWEEP_SUBSET}-image train subset, one seed\n\n"
+                 + markdown_table(["setting", "seed", "test acc %", "SSIM %", "L0 %", "generation s"],
+                                  [[r["setting"], r["seed"], f"{100 * r['test_accuracy']:.1f}", f"{r['ssim']:.1f}",
+                                    f"{100 * r['l0']:.1f}", f"{r['generation_s']:.0f}"] for r in sweep]) + "\n")
+    (RESULTS / "frontier_cpu.md").write_text(text)
+    plot(records, picks)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="bloodmnist,pneumoniamnist")
+    parser.add_argument("--settings", default=",".join(FRONTIER), help=f"comma-separated, of: {', '.join(SETTINGS)}")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16"], help="of the noise generation")
+    parser.add_argument("--sweep", action="store_true", help=f"the K sweep on a {SWEEP_SUBSET}-image BloodMNIST subset")
+    parser.add_argument("--write-only", action="store_true", help="rewrite the tables and figures from the journal")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    journal = read_jsonl(JOURNAL)
+    have = {(r["dataset"], r["slug"], r["seed"]) for r in journal}
+    for cell in reused_cells(args):
+        if (cell["dataset"], cell["slug"], cell["seed"]) not in have:
+            append_jsonl(JOURNAL, cell)
+    if args.write_only:
+        return write(read_jsonl(JOURNAL))
+    datasets = ["bloodmnist"] if args.sweep else args.datasets.split(",")
+    slugs = ([f"salm-k{k:.2f}" for k in SWEEP_K] + [f"salm-sparse-k{k:.2f}" for k in SWEEP_K]) if args.sweep else args.settings.split(",")
+    unknown = [s for s in slugs if s not in SETTINGS]
+    if unknown:
+        parser.error(f"unknown settings {unknown}; known: {', '.join(SETTINGS)}")
+    for dataset in datasets:
+        data = load(dataset, str(data_root()))
+        if args.sweep:
+            data = subset(data, SWEEP_SUBSET)
+        for seed in (int(s) for s in args.seeds.split(",")):
+            for slug in slugs:
+                key = cell_key(dataset, slug, seed, args, args.sweep)
+                if any({k: r.get(k) for k in key} == key for r in read_jsonl(JOURNAL)):
+                    continue
+                record = run_cell(dataset, slug, seed, data, args, args.sweep)
+                append_jsonl(JOURNAL, record)
+                write(read_jsonl(JOURNAL))
+                print(json.dumps({k: record.get(k) for k in ("dataset", "setting", "seed", "test_accuracy", "ssim", "generation_s")}),
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
