@@ -42,8 +42,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="networks in fp32 or under bf16 autocast (1.6x faster where the device has it: CPU with "
-                        "avx512_bf16/AMX, CUDA with bf16); auto: the measured choice, fp32 for now (README, Precision)")
+                   help="networks in fp32 or under bf16 autocast (about 1.6x faster where the device has it: CPU with "
+                        "avx512_bf16/AMX, CUDA with bf16); auto: bf16 there for generating noise, fp32 for victims "
+                        "and on other devices (README, Precision)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's, one per core); results move "
                                                 "with it, so it is recorded, and the same seed and threads repeat a run's bytes")
     p.add_argument("--quiet", action="store_true", help="no progress bars or tables")

@@ -289,7 +289,7 @@ def evaluate(
     threads = use_threads(threads)
     chosen = parse_defense(defense) if defense else None
     victim = victim_recipe(preset_name, recipe, recipe_name)
-    precision = resolve_precision(precision, pick_device(device))
+    precision = resolve_precision(precision, pick_device(device), "victim")
     data, release = open_dataset(spec, root, labels)
     if isinstance(data, FolderData) and not data.has_split("test"):
         raise InputError(f"{spec} has no test images; give --labels FILE.csv with a split column (train/val/test)")
@@ -386,7 +386,7 @@ def grid(
 
     chosen_threads = threads
     threads = use_threads(threads)
-    precision = resolve_precision(precision, pick_device(device))
+    precision = resolve_precision(precision, pick_device(device), "victim")
     data, release = open_dataset(release_dir)
     if release is None:
         raise InputError(f"{release_dir} is not a release folder; grid evaluates a release written by 'medshield protect'")

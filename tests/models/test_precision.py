@@ -25,7 +25,7 @@ def no_bf16(monkeypatch):
 
 
 def test_auto_picks_bf16_only_where_the_device_has_it(no_bf16):
-    assert resolve_precision("auto", CPU) == "fp32"
+    assert resolve_precision("auto", CPU) == "fp32" and resolve_precision("auto", CPU, "victim") == "fp32"
     assert resolve_precision("fp32", CPU) == "fp32"
     with pytest.raises(InputError, match="no fast bf16.*--precision fp32 or auto"):
         resolve_precision("bf16", CPU)
@@ -35,7 +35,8 @@ def test_auto_picks_bf16_only_where_the_device_has_it(no_bf16):
 
 @needs_bf16
 def test_auto_follows_the_measured_choice_on_bf16_hardware():
-    assert resolve_precision("auto", CPU) == precision_module.AUTO_ON_BF16_HARDWARE
+    assert resolve_precision("auto", CPU) == precision_module.AUTO_ON_BF16_HARDWARE["protect"] == "bf16"
+    assert resolve_precision("auto", CPU, "victim") == precision_module.AUTO_ON_BF16_HARDWARE["victim"] == "fp32"
 
 
 def test_fp32_leaves_the_model_as_built():

@@ -93,7 +93,7 @@ def train_victim(
     an adversary can use) and a per-epoch history of train loss/accuracy and test accuracy.
     """
     dev = pick_device(device)
-    precision = resolve_precision(precision, dev)
+    precision = resolve_precision(precision, dev, "victim")
     generator = seed_everything(seed)
     train_images = train.images("train")
     if defense is not None and defense.kind == "data":

@@ -15,10 +15,11 @@ from ..errors import InputError
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
-#: what ``auto`` picks on hardware with fast bf16. fp32: on 2-3 seeds, bf16-generated EM and SALM
-#: releases protected about 5 points less on average, within the seed spread but at its edge for
-#: SALM (README, "Precision"); bf16 is 1.58x faster and must be asked for until more seeds decide.
-AUTO_ON_BF16_HARDWARE = "fp32"
+#: what ``auto`` picks on hardware with fast bf16, per use. Generation ("protect"): bf16, 1.58x faster;
+#: on 3 seeds each, bf16-generated EM and SALM releases protected within the fp32 seed spread (README,
+#: "Precision"). Victims ("victim"): fp32, the adversary's usual training; a bf16 victim would be a
+#: different measurement, and it has not been compared with fp32 ones.
+AUTO_ON_BF16_HARDWARE = {"protect": "bf16", "victim": "fp32"}
 
 
 def supports_bf16(device: torch.device) -> bool:
@@ -30,12 +31,13 @@ def supports_bf16(device: torch.device) -> bool:
     return False
 
 
-def resolve_precision(name: str, device: torch.device) -> str:
-    """``auto`` -> the precision this device should run; ``bf16`` where it is slow -> one clear error."""
+def resolve_precision(name: str, device: torch.device, use: str = "protect") -> str:
+    """``auto`` -> the precision this device should run for ``use`` ("protect" or "victim");
+    ``bf16`` where it is slow -> one clear error."""
     if name not in PRECISIONS:
         raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
     if name == "auto":
-        return AUTO_ON_BF16_HARDWARE if supports_bf16(device) else "fp32"
+        return AUTO_ON_BF16_HARDWARE[use] if supports_bf16(device) else "fp32"
     if name == "bf16" and not supports_bf16(device):
         raise InputError(f"--precision bf16: this {device.type.upper()} has no fast bf16 (a CPU needs avx512_bf16 or AMX, "
                          "a GPU compute capability 8.0 or newer); use --precision fp32 or auto")

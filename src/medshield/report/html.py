@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .._runtime import now_iso
 from ..errors import InputError
+from .choice import advice
 from .figures import comparison_grid, learning_curves, perturbation_map
 from .tables import BREAK_POINTS, FLOOR_POINTS, cell_verdict, utility_rows
 
@@ -117,6 +118,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, segmentatio
                     f"{100 * manifest['measured']['l0_mean']:.1f} % of positions changed.</p>")
     if manifest.get("sparsity"):
         sections.append(f"<p>Sparsity: {html.escape(manifest['sparsity'])}.</p>")
+
+    choice = advice(data.name, manifest["method"], manifest["params"])
+    if choice:
+        sections.append("<h2>Which method, and why</h2>" + "".join(f"<p>{html.escape(line)}</p>" for line in choice))
 
     sections.append("<h2>How it was protected</h2>")
     rows = [["method", manifest["method"]], ["preset", manifest["preset"]], ["seed", manifest["seed"]],

@@ -1,0 +1,37 @@
+"""The report's method advice: built from the measured frontier summary, honest about where it was measured."""
+from medshield.report.choice import advice, load_summary, setting_of
+
+SUMMARY = {
+    "preset": "cpu", "date": "2026-11-25", "ssim_floor": 94.4,
+    "datasets": {"bloodmnist": {"clean_accuracy": 90.0, "settings": [
+        {"setting": "em eps=8", "accuracy": 30.0, "sd": 5.0, "seeds": 3, "ssim": 98.8, "l0": 99.9, "generation_s": 300, "recommended": True},
+        {"setting": "salm k=0.10", "accuracy": 70.0, "sd": None, "seeds": 1, "ssim": 99.0, "l0": 99.0, "generation_s": 290, "recommended": False},
+    ]}},
+}
+
+
+def test_setting_names_match_the_frontier():
+    assert setting_of("em", {"eps": 8 / 255}) == "em eps=8"
+    assert setting_of("em", {"eps": 4 / 255}) == "em eps=4"
+    assert setting_of("salm", {"k": 0.1, "sparse": False}) == "salm k=0.10"
+    assert setting_of("salm", {"k": 0.3, "sparse": True}) == "salm --sparse k=0.30"
+
+
+def test_advice_names_the_recommendation_and_prices_every_alternative():
+    lines = advice("bloodmnist", "salm", {"k": 0.1}, SUMMARY)
+    assert "em eps=8 protects best" in lines[0] and "30.0 % ± 5.0 (3 seeds)" in lines[0] and "60.0 points below" in lines[0]
+    assert lines[1] == "This release uses salm k=0.10, not the recommended one."
+    assert lines[2].startswith("Alternative: salm k=0.10: a victim reaches 70.0 % (1 seed), 20.0 points below clean")
+    assert advice("bloodmnist", "em", {"eps": 8 / 255}, SUMMARY)[1] == "This release uses that setting."
+
+
+def test_an_unmeasured_dataset_is_told_so_and_no_summary_means_no_advice(tmp_path):
+    assert "this dataset was not measured" in advice("dermamnist", "em", {"eps": 8 / 255}, SUMMARY)[0]
+    assert advice("bloodmnist", "em", {}, {}) == []
+    assert load_summary(tmp_path / "missing.json") == {}
+
+
+def test_the_shipped_summary_is_readable():
+    summary = load_summary()
+    if summary:  # written by benchmarks/frontier_cpu.py
+        assert summary["preset"] == "cpu" and all("settings" in table for table in summary["datasets"].values())
