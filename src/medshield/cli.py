@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "keep it private, never inside OUT")
     p.add_argument("--fraction", type=float, default=1.0, help="protect only this seeded random fraction of the train images")
     p.add_argument("--classes", type=lambda t: [int(c) for c in t.split(",")], help="protect only images of these labels, e.g. 0,3")
+    p.add_argument("--support", help="salm/em for an owner of one class: borrow classes from this MedMNIST flag, .npz or "
+                                     "image folder for the generation only (never released; paper Section 7.1)")
+    p.add_argument("--support-classes", type=int, default=5, help="how many support classes to draw with the seed (5)")
     _common(p)
     _add(p, PROTECT_OPTIONS)
 
@@ -221,7 +224,8 @@ def _run(args) -> int:
             args.dataset, args.out, method=args.method, preset_name=args.preset, params=_given(args, PROTECT_OPTIONS),
             root=args.root, seed=args.seed, overwrite=args.overwrite, device=args.device, progress=not args.quiet,
             fraction=args.fraction, classes=args.classes, labels=args.labels, jpeg_as_png=args.jpeg_as_png,
-            precision=args.precision, key_out=args.key_out, threads=args.threads,
+            precision=args.precision, key_out=args.key_out, threads=args.threads, support=args.support,
+            support_classes=args.support_classes,
         )
         m = release.manifest
         key_path = args.key_out or default_key_path(release.path)

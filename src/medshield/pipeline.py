@@ -21,6 +21,8 @@ from .data.medmnist import MedMNISTData, load
 from .data.release import Release, check_output_dir, is_release, move_into_place, read_release, restored_npz, write_release
 from .data.restoration import Restoration
 from .data.sealing import check_key_path, default_key_path
+from .data.scratch import ScratchArray
+from .data.support import WithSupport
 from .data.tensors import value_range
 from .errors import InputError
 from .evaluate.defenses import parse_defense
@@ -61,6 +63,8 @@ def protect(
     precision: str = "auto",
     key_out: str | Path | None = None,
     threads: int | None = None,
+    support: str | None = None,
+    support_classes: int = 5,
 ) -> Release:
     """Protect ``dataset``'s train split and write a release folder to ``out``.
 
@@ -69,6 +73,10 @@ def protect(
     images of the given ``classes``; the others are released unchanged. ``precision`` is that of
     the source networks ("auto": the measured choice for the device, see ``models.precision``);
     the manifest records what ran, with the CPU ``threads`` (None: torch's default).
+
+    ``support`` (a MedMNIST flag, ``.npz`` or image folder) lends ``support_classes`` classes, drawn
+    with the seed, to the generation of error-minimizing noise (paper Section 7.1): for an owner
+    holding one class. They are never written; the manifest records what was drawn.
 
     ``out`` gets only what is safe to publish; the key that restores the originals and the
     owner's private record (input path and hash, machine, command) go to ``key_out`` (default
@@ -85,15 +93,24 @@ def protect(
             raise InputError(f"method {method!r} has no parameter {name!r}; it takes: {', '.join(accepted)}")
         settings[name] = value
     protection = create_protection(method, **settings)
+    if support is not None and method not in SUPPORTED_METHODS:
+        raise InputError(f"--support is for the error-minimizing methods ({', '.join(SUPPORTED_METHODS)}): {method} "
+                         "needs no source task to minimize; leave --support out")
     data = load_directory(dataset, labels) if Path(dataset).is_dir() else load(dataset, root)
     check_output_dir(out, [data.path], overwrite)  # fail before hours of work, not after
+    check_classes(data, dataset, method, support)
     key_path = Path(key_out) if key_out else default_key_path(out)
     check_key_path(key_path, Path(out), overwrite)
     selected = select_for_protection(data, fraction, classes, seed)
-    result = protection.protect(data, seed=seed, device=device, progress=progress, precision=precision)
+    generation_data = data
+    if support is not None:
+        source, _ = open_dataset(support, root)
+        generation_data = WithSupport(data, source, Path(support).name, support_classes, seed)
+    result = protection.protect(generation_data, seed=seed, device=device, progress=progress, precision=precision)
+    released = owner_rows(result.released, len(data.images("train"))) if support is not None else result.released
     if not selected.all():
         unselected = np.flatnonzero(~selected)
-        result.released[unselected] = data.images("train")[unselected]
+        released[unselected] = data.images("train")[unselected]
     created = now_iso()
     manifest = {  # public: what was done and measured, nothing about where the originals are
         "medshield": __version__,
@@ -108,7 +125,8 @@ def protect(
         "dataset_name": data.name,
         "dataset_file": f"{data.name}.npz",
         "num_classes": data.num_classes,
-        "train_images": int(len(result.images)),
+        "train_images": int(len(released)),
+        "support": generation_data.record if support is not None else None,
         "partial": {"fraction": fraction, "classes": classes, "protected_images": int(selected.sum())},
         "generation_seconds": round(result.seconds, 2),
         "source_log": result.log,
@@ -119,15 +137,41 @@ def protect(
         "command": sys.argv,
         "input": {"dataset": dataset, "path": str(data.path.resolve()),
                   "sha256": data.fingerprint() if isinstance(data, FolderData) else sha256_file(data.path),
-                  "labels": str(Path(labels).resolve()) if labels else None},
+                  "labels": str(Path(labels).resolve()) if labels else None,
+                  "support": str(Path(support).resolve()) if support is not None and Path(support).exists() else support},
         "machine": machine(),
     }
     if isinstance(data, FolderData):
-        return write_folder_release(out, data, result.released, manifest, max_linf=result.max_linf, max_l0=result.max_l0,
+        return write_folder_release(out, data, released, manifest, max_linf=result.max_linf, max_l0=result.max_l0,
                                     overwrite=overwrite, labels_csv=labels, jpeg_as_png=jpeg_as_png, key_out=key_path,
                                     private=private, measure_utility=utility_sample)
-    return write_release(out, data, result.images, manifest, max_linf=result.max_linf, max_l0=result.max_l0,
+    return write_release(out, data, released.mapped(), manifest, max_linf=result.max_linf, max_l0=result.max_l0,
                          overwrite=overwrite, key_out=key_path, private=private, measure_utility=utility_sample)
+
+
+SUPPORTED_METHODS = ("salm", "em")  # the error-minimizing family: support classes give them a task
+
+
+def check_classes(data, spec: str, method: str, support: str | None) -> None:
+    """A train split with one class gives error-minimizing noise nothing to minimize: say what helps."""
+    present = np.unique(data.labels("train"))
+    if len(present) > 1 or support is not None:
+        return
+    if method in SUPPORTED_METHODS:
+        raise InputError(f"{spec}: its train split holds one class; {method} needs a task with two or more classes. Add "
+                         "--support SOURCE (a MedMNIST flag such as pathmnist, a MedMNIST-layout .npz or an image folder) "
+                         "to borrow classes for the generation (paper Section 7.1)")
+    if method == "tap":
+        raise InputError(f"{spec}: its train split holds one class; tap pushes each image towards another class and "
+                         "needs two or more")
+
+
+def owner_rows(released: ScratchArray, count: int) -> ScratchArray:
+    """The first ``count`` rows (the owner's) of a release generated with support images."""
+    owner = ScratchArray((count, *released.shape[1:]), released.dtype)
+    for start in range(0, count, 256):
+        owner[start:start + 256] = released[start:min(start + 256, count)]
+    return owner
 
 
 def select_for_protection(data: MedMNISTData, fraction: float, classes: list[int] | None, seed: int) -> np.ndarray:
@@ -291,6 +335,8 @@ def evaluate(
     victim = victim_recipe(preset_name, recipe, recipe_name)
     precision = resolve_precision(precision, pick_device(device), "victim")
     data, release = open_dataset(spec, root, labels)
+    if len(np.unique(data.labels("train"))) < 2:
+        raise InputError(f"{spec}: its train split holds one class; a victim needs two or more to learn anything")
     if isinstance(data, FolderData) and not data.has_split("test"):
         raise InputError(f"{spec} has no test images; give --labels FILE.csv with a split column (train/val/test)")
     if compare and release is None:

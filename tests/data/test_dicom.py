@@ -57,7 +57,7 @@ def test_dicom_release_keeps_tags_and_bounds(capsys, tmp_path, name):
     before = digest(root)
     out = tmp_path / "release"
     code = main(["protect", str(root), "--labels", str(labels), "--out", str(out), "--steps", "2", "--width", "4",
-                 "--batch-size", "4", "--pgd-steps", "2", "--quiet"])
+                 "--batch-size", "4", "--pgd-steps", "2", "--sparse", "--quiet"])  # --sparse: the L0 bound is checked too
     assert code == 0, capsys.readouterr().err
     assert digest(root) == before  # originals byte-identical
     assert sorted(p.name for p in out.iterdir()) == sorted([*before, "manifest.json", "medshield-labels.csv", "restoration.sealed"])

@@ -51,7 +51,7 @@ def test_folder_release_mirrors_files_formats_bit_depths_and_bounds(capsys, tmp_
     before = tree_digest(root)
     out = tmp_path / "release"
     code, _, err = run(capsys, "protect", str(root), "--out", str(out), "--steps", "3", "--width", "4",
-                       "--batch-size", "20", "--pgd-steps", "2", "--quiet")
+                       "--batch-size", "20", "--pgd-steps", "2", "--sparse", "--quiet")  # --sparse: L0 is checked too
     assert code == 0, err
     assert tree_digest(root) == before  # originals byte-identical
     written = tree_digest(out)
@@ -133,11 +133,13 @@ def test_sixteen_bit_values_load_as_uint16(tmp_path, medmnist_root):
     assert data.images("train").dtype == np.uint16 and data.images("train").max() > 255
 
 
-def test_a_single_label_is_rejected(capsys, tmp_path, medmnist_root):
+def test_a_single_label_is_rejected_with_the_way_out(capsys, tmp_path, medmnist_root):
     images, _, _, _ = medmnist_images(medmnist_root, "breastmnist", 3)
     root, _ = make_folder(tmp_path, images, np.zeros(3, int), ".png")
     code, _, err = run(capsys, "protect", str(root), "--out", str(tmp_path / "x"))
-    assert code == 2 and "at least two labels" in err
+    assert code == 2 and "holds one class" in err and "--support SOURCE" in err
+    code, _, err = run(capsys, "evaluate", str(root))
+    assert code == 2 and "one class" in err
 
 
 def png_rgb16(array, interlace=False):

@@ -171,8 +171,6 @@ def load_dicom_folder(root: str | Path, labels_csv: str | Path | None) -> DicomD
                              "protect each kind of series separately")
     _, _, _, bits_stored, signed = first[1]
     classes = _class_order(names)
-    if len(classes) < 2:
-        raise InputError(f"{labels_csv}: found only the label {classes[0]!r}; a classifier needs at least two labels")
     data = DicomData(name=root.name, path=root, files=paths, label_index=np.array([classes.index(n) for n in names]),
                      split=np.array(splits), class_names=classes)
     data.signed = bool(signed)

@@ -238,8 +238,6 @@ def load_folder(root: str | Path, labels_csv: str | Path | None = None) -> Folde
         name=root.name, path=root, files=files, label_index=np.array([classes.index(n) for n in names], dtype=np.int64),
         split=np.array(splits), class_names=classes,
     )
-    if len(classes) < 2:
-        raise InputError(f"{root}: found only the label {classes[0]!r}; a classifier needs at least two labels")
     first = None
     for rel in files:
         image = read_image(root / rel)
