@@ -137,8 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "keep it private, never inside OUT")
     p.add_argument("--fraction", type=float, default=1.0, help="protect only this seeded random fraction of the train images")
     p.add_argument("--classes", type=lambda t: [int(c) for c in t.split(",")], help="protect only images of these labels, e.g. 0,3")
-    p.add_argument("--support", help="salm/em for an owner of one class: borrow classes from this MedMNIST flag, .npz or "
-                                     "image folder for the generation only (never released; paper Section 7.1)")
+    p.add_argument("--support", type=lambda t: t.split(","),
+                   help="salm/em for an owner of one class: borrow classes from these MedMNIST flags, .npz files or image "
+                        "folders (comma-separated) for the generation only (never released; paper Section 7.1)")
     p.add_argument("--support-classes", type=int, default=5, help="how many support classes to draw with the seed (5)")
     _common(p)
     _add(p, PROTECT_OPTIONS)

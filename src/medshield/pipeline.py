@@ -63,7 +63,7 @@ def protect(
     precision: str = "auto",
     key_out: str | Path | None = None,
     threads: int | None = None,
-    support: str | None = None,
+    support: str | list[str] | None = None,
     support_classes: int = 5,
 ) -> Release:
     """Protect ``dataset``'s train split and write a release folder to ``out``.
@@ -74,9 +74,11 @@ def protect(
     the source networks ("auto": the measured choice for the device, see ``models.precision``);
     the manifest records what ran, with the CPU ``threads`` (None: torch's default).
 
-    ``support`` (a MedMNIST flag, ``.npz`` or image folder) lends ``support_classes`` classes, drawn
+    ``support`` (MedMNIST flags, ``.npz`` files or image folders; one or a list) lends ``support_classes`` classes, drawn
     with the seed, to the generation of error-minimizing noise (paper Section 7.1): for an owner
-    holding one class. They are never written; the manifest records what was drawn.
+    holding one class. They are never written; the manifest records what was drawn. With
+    ``classes`` too, the generation sees only those classes' images (an institution that holds
+    them, Appendix D.2) and the other classes are released unchanged.
 
     ``out`` gets only what is safe to publish; the key that restores the originals and the
     owner's private record (input path and hash, machine, command) go to ``key_out`` (default
@@ -93,6 +95,7 @@ def protect(
             raise InputError(f"method {method!r} has no parameter {name!r}; it takes: {', '.join(accepted)}")
         settings[name] = value
     protection = create_protection(method, **settings)
+    support = [support] if isinstance(support, str) else support
     if support is not None and method not in SUPPORTED_METHODS:
         raise InputError(f"--support is for the error-minimizing methods ({', '.join(SUPPORTED_METHODS)}): {method} "
                          "needs no source task to minimize; leave --support out")
@@ -104,10 +107,11 @@ def protect(
     selected = select_for_protection(data, fraction, classes, seed)
     generation_data = data
     if support is not None:
-        source, _ = open_dataset(support, root)
-        generation_data = WithSupport(data, source, Path(support).name, support_classes, seed)
+        sources = {Path(spec).name: open_dataset(spec, root)[0] for spec in support}  # public names: no paths
+        held = np.flatnonzero(np.isin(data.labels("train"), classes)) if classes is not None else None
+        generation_data = WithSupport(data, sources, support_classes, seed, rows=held)
     result = protection.protect(generation_data, seed=seed, device=device, progress=progress, precision=precision)
-    released = owner_rows(result.released, len(data.images("train"))) if support is not None else result.released
+    released = owner_rows(result.released, data.images("train"), generation_data.rows) if support is not None else result.released
     if not selected.all():
         unselected = np.flatnonzero(~selected)
         released[unselected] = data.images("train")[unselected]
@@ -138,7 +142,7 @@ def protect(
         "input": {"dataset": dataset, "path": str(data.path.resolve()),
                   "sha256": data.fingerprint() if isinstance(data, FolderData) else sha256_file(data.path),
                   "labels": str(Path(labels).resolve()) if labels else None,
-                  "support": str(Path(support).resolve()) if support is not None and Path(support).exists() else support},
+                  "support": [str(Path(spec).resolve()) if Path(spec).exists() else spec for spec in support or []]},
         "machine": machine(),
     }
     if isinstance(data, FolderData):
@@ -166,11 +170,14 @@ def check_classes(data, spec: str, method: str, support: str | None) -> None:
                          "needs two or more")
 
 
-def owner_rows(released: ScratchArray, count: int) -> ScratchArray:
-    """The first ``count`` rows (the owner's) of a release generated with support images."""
-    owner = ScratchArray((count, *released.shape[1:]), released.dtype)
-    for start in range(0, count, 256):
-        owner[start:start + 256] = released[start:min(start + 256, count)]
+def owner_rows(released: ScratchArray, originals: np.ndarray, rows: np.ndarray) -> ScratchArray:
+    """The owner's release from one generated with support images: its first ``len(rows)`` rows
+    go back to the owner's ``rows``; owner images not in the generation stay as they were."""
+    owner = ScratchArray(originals.shape, originals.dtype)
+    for start in range(0, len(originals), 256):
+        owner[start:start + 256] = originals[start:start + 256]
+    for start in range(0, len(rows), 256):
+        owner[rows[start:start + 256]] = released[start:min(start + 256, len(rows))]
     return owner
 
 

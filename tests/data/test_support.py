@@ -25,22 +25,24 @@ def one_class_folder(root, n=24, size=28):
 
 
 def test_drawn_classes_follow_the_seed():
-    labels = np.repeat(np.arange(8), 5)
-    assert draw_classes(labels, 3, 0, "s") == draw_classes(labels, 3, 0, "s")
-    assert len({tuple(draw_classes(labels, 3, seed, "s")) for seed in range(6)}) > 1
+    pool = [("a", c) for c in range(5)] + [("b", c) for c in range(3)]
+    assert draw_classes(pool, 3, 0) == draw_classes(pool, 3, 0)
+    assert len({tuple(draw_classes(pool, 3, seed)) for seed in range(6)}) > 1
     with pytest.raises(InputError, match="fewer than the 9 asked for"):
-        draw_classes(labels, 9, 0, "s")
+        draw_classes(pool, 9, 0)
 
 
 def test_support_of_another_size_and_channel_count_is_converted(tmp_path):
     owner = load(str(synthetic_npz(tmp_path / "owner.npz", classes=2)))  # 28 px gray
     source = load(str(synthetic_npz(tmp_path / "source.npz", size=32, channels=3, classes=6)))
-    combined = WithSupport(owner, source, "source.npz", 3, seed=1)
+    other = load(str(synthetic_npz(tmp_path / "other.npz", size=20, classes=2)))  # gray, smaller
+    combined = WithSupport(owner, {"source.npz": source, "other.npz": other}, 3, seed=1)
     images, labels = combined.images("train"), combined.labels("train")
     assert images.shape[1:] == (28, 28) and images.dtype == np.uint8
     assert np.array_equal(images[: len(owner.images("train"))], owner.images("train"))
     assert set(labels[len(owner.images("train")):]) == {2, 3, 4} and combined.num_classes == 5
     assert [c["label"] for c in combined.record["classes"]] == [2, 3, 4]
+    assert combined.record["sources"] == ["source.npz", "other.npz"]
     gray = convert(np.full((1, 8, 8), 255, np.uint8), 255, np.zeros((4, 4, 3), np.uint16), 65535)
     assert gray.shape == (1, 4, 4, 3) and gray.dtype == np.uint16 and int(gray.min()) == 65535
 
@@ -59,7 +61,7 @@ def test_support_images_never_reach_the_release(tmp_path):
     assert np.abs(released.astype(int) - arrays["train_images"]).max() <= 8  # the owner's images, perturbed
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     support = manifest["support"]
-    assert support["source"] == "source.npz" and len(support["classes"]) == 3
+    assert support["sources"] == ["source.npz"] and len(support["classes"]) == 3
     assert all(c["images"] > 0 for c in support["classes"]) and str(tmp_path) not in json.dumps(support)
 
 
@@ -92,3 +94,18 @@ def test_one_class_folder_with_support_is_protected(tmp_path, capsys):
     assert files == sorted(f"melanoma/{i}.png" for i in range(24))  # only the owner's images
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert [c["label"] for c in manifest["support"]["classes"]] == [1, 2]
+
+
+def test_an_institution_holding_some_classes_protects_them_with_support_and_leaves_the_rest(tmp_path):
+    """Appendix D.2's setting: the generation sees only the held classes (plus support); the others stay clean."""
+    owner_path = synthetic_npz(tmp_path / "owner.npz", classes=3, n_train=60)
+    source = synthetic_npz(tmp_path / "source.npz", classes=6, seed=3)
+    original = load(str(owner_path))
+    release = pipeline.protect(str(owner_path), tmp_path / "out", method="salm", params=FAST, progress=False,
+                               support=str(source), support_classes=2, classes=[1])
+    labels = original.labels("train")
+    changed = (release.data.images("train") != original.images("train")).reshape(len(labels), -1).any(axis=1)
+    assert changed[labels == 1].all() and not changed[labels != 1].any()
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["support"]["owner_images"] == int((labels == 1).sum())
+    assert [c["label"] for c in manifest["support"]["classes"]] == [3, 4]

@@ -18,15 +18,15 @@ from .tensors import full_range, value_range
 CHUNK = 256  # images converted or copied at a time
 
 
-def draw_classes(labels: np.ndarray, count: int, seed: int, source: str) -> list[int]:
-    """``count`` of the classes present in ``labels``, drawn with ``seed`` (sorted)."""
-    present = np.unique(labels)
+def draw_classes(pool: list[tuple[str, int]], count: int, seed: int) -> list[tuple[str, int]]:
+    """``count`` of the (source, class) pairs in ``pool``, drawn with ``seed``, in pool order."""
     if count < 1:
         raise InputError(f"--support-classes must be at least 1, got {count}")
-    if count > len(present):
-        raise InputError(f"--support {source}: it has {len(present)} classes in its train split, fewer than the "
-                         f"{count} asked for; pass --support-classes {len(present)} or another source")
-    return sorted(int(c) for c in np.random.default_rng(seed).choice(present, size=count, replace=False))
+    if count > len(pool):
+        raise InputError(f"--support: the sources hold {len(pool)} classes in their train splits, fewer than the "
+                         f"{count} asked for; pass --support-classes {len(pool)} or add a source")
+    chosen = np.sort(np.random.default_rng(seed).choice(len(pool), size=count, replace=False))
+    return [pool[i] for i in chosen]
 
 
 def convert(images: np.ndarray, maximum: int, like: np.ndarray, like_maximum: int) -> np.ndarray:
@@ -50,42 +50,45 @@ def convert(images: np.ndarray, maximum: int, like: np.ndarray, like_maximum: in
 
 
 class WithSupport:
-    """The owner's dataset with support images after its train rows, for generating noise only.
+    """The owner's train images (``rows`` of them: the classes one institution holds; default all)
+    with support images after them, for generating noise only.
 
-    Train images live in one on-disk :class:`ScratchArray` (owner rows first), so an owner's folder
-    larger than RAM stays out of memory; support labels follow the owner's classes."""
+    ``sources`` maps a public name to a dataset; the classes of all sources form one pool, from
+    which ``count`` are drawn with ``seed`` (the paper draws five). Train images live in one on-disk
+    :class:`ScratchArray` (owner rows first), so an owner's folder larger than RAM stays out of
+    memory; support labels follow the owner's classes."""
 
-    def __init__(self, owner, source, source_name: str, count: int, seed: int):
-        labels = owner.labels("train")
-        per_class = int(np.bincount(labels).max())  # balance: no support class outnumbers the owner's largest
-        classes = draw_classes(source.labels("train"), count, seed, source_name)
+    def __init__(self, owner, sources: dict, count: int, seed: int, rows: np.ndarray | None = None):
+        all_images = owner.images("train")
+        rows = np.arange(len(all_images)) if rows is None else np.asarray(rows)
+        per_class = int(np.bincount(owner.labels("train")[rows]).max())  # no support class outnumbers the owner's largest
+        pool = [(name, int(c)) for name, data in sources.items() for c in np.unique(data.labels("train"))]
+        drawn = draw_classes(pool, count, seed)
         rng = np.random.default_rng(seed + 1)
-        source_labels = source.labels("train")
-        picked = [np.sort(rng.permutation(np.flatnonzero(source_labels == c))[:per_class]) for c in classes]
-        owner_images = owner.images("train")
-        self.owner = owner
-        self.owner_rows = len(owner_images)
+        picked = [np.sort(rng.permutation(np.flatnonzero(sources[name].labels("train") == c))[:per_class])
+                  for name, c in drawn]
+        self.owner, self.rows, self.owner_rows = owner, rows, len(rows)
         self.maximum = value_range(owner)
-        self.num_classes = owner.num_classes + len(classes)
-        self.name = owner.name
-        self.task = owner.task
-        total = self.owner_rows + sum(len(p) for p in picked)
-        self._images = ScratchArray((total, *owner_images.shape[1:]), owner_images.dtype)
-        for start in range(0, self.owner_rows, CHUNK):
-            end = min(start + CHUNK, self.owner_rows)
-            self._images[start:end] = owner_images[start:end]
-        source_images, row = source.images("train"), self.owner_rows
-        source_maximum = getattr(source, "maximum", None) or full_range(source_images.dtype)
-        for rows in picked:
-            self._images[row:row + len(rows)] = convert(source_images[rows], source_maximum, owner_images[0], self.maximum)
-            row += len(rows)
-        self._labels = np.concatenate([labels] + [np.full(len(p), owner.num_classes + j, np.int64) for j, p in enumerate(picked)])
-        names = getattr(source, "label_names", {}) or {}
+        self.num_classes = owner.num_classes + len(drawn)
+        self.name, self.task = owner.name, owner.task
+        self._images = ScratchArray((len(rows) + sum(len(p) for p in picked), *all_images.shape[1:]), all_images.dtype)
+        for start in range(0, len(rows), CHUNK):
+            self._images[start:start + len(rows[start:start + CHUNK])] = all_images[rows[start:start + CHUNK]]
+        row = len(rows)
+        for (name, _), taken in zip(drawn, picked):
+            images = sources[name].images("train")
+            maximum = getattr(sources[name], "maximum", None) or full_range(images.dtype)
+            self._images[row:row + len(taken)] = convert(images[taken], maximum, all_images[0], self.maximum)
+            row += len(taken)
+        self._labels = np.concatenate([owner.labels("train")[rows]]
+                                      + [np.full(len(p), owner.num_classes + j, np.int64) for j, p in enumerate(picked)])
         self.record = {
-            "source": source_name,
-            "classes": [{"source_label": c, "name": names.get(str(c), str(c)), "label": owner.num_classes + j,
-                         "images": len(p)} for j, (c, p) in enumerate(zip(classes, picked))],
+            "sources": list(sources),
+            "classes": [{"source": name, "source_label": c,
+                         "name": (getattr(sources[name], "label_names", None) or {}).get(str(c), str(c)),
+                         "label": owner.num_classes + j, "images": len(p)} for j, ((name, c), p) in enumerate(zip(drawn, picked))],
             "per_class_cap": per_class,
+            "owner_images": len(rows),
             "seed": seed,
         }
 
