@@ -25,6 +25,12 @@ def test_advice_names_the_recommendation_and_prices_every_alternative():
     assert advice("bloodmnist", "em", {"eps": 8 / 255}, SUMMARY)[1] == "This release uses that setting."
 
 
+def test_a_dataset_without_a_clean_cell_gets_advice_without_drops():
+    summary = {**SUMMARY, "datasets": {"bloodmnist": {**SUMMARY["datasets"]["bloodmnist"], "clean_accuracy": None}}}
+    lines = advice("bloodmnist", "em", {"eps": 8 / 255}, summary)
+    assert "below clean" not in " ".join(lines) and "30.0 % ± 5.0" in lines[0]
+
+
 def test_an_unmeasured_dataset_is_told_so_and_no_summary_means_no_advice(tmp_path):
     assert "this dataset was not measured" in advice("dermamnist", "em", {"eps": 8 / 255}, SUMMARY)[0]
     assert advice("bloodmnist", "em", {}, {}) == []

@@ -52,7 +52,7 @@ def advice(dataset: str, method: str, params: dict, summary: dict | None = None)
         lines.append(f"Measured {where} at the {summary['preset']} preset ({summary['date']}): {recommended['setting']} "
                      f"protects best among the settings that keep the images at least as similar as the paper's SALM "
                      f"release (mean SSIM >= {summary['ssim_floor']:.1f} %). {_describe(recommended, clean)}"
-                     f" (clean: {clean:.1f} %).")
+                     + (f" (clean: {clean:.1f} %)." if clean is not None else "."))
         lines.append("This release uses " + ("that setting." if ours == recommended["setting"] else
                                              f"{ours}, not the recommended one."))
     lines += [f"Alternative: {_describe(r, clean)}." for r in rows if not r["recommended"]]
