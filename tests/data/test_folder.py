@@ -204,3 +204,21 @@ def test_palette_and_alpha_images_are_still_rejected(tmp_path, name):
         tifffile.imwrite(tmp_path / name, np.zeros((4, 4, 4), np.uint16), photometric="rgb", extrasamples=["unassalpha"])
     with pytest.raises(InputError, match="convert palette/alpha images to RGB"):
         read_image(tmp_path / name)
+
+
+@pytest.mark.parametrize("listed", ["../evil/x.png", "ABSOLUTE", "link/x.png", "loop/x.png"])
+def test_labels_csv_paths_outside_the_folder_are_refused_before_any_work(capsys, tmp_path, medmnist_root, listed):
+    images, labels, _, _ = medmnist_images(medmnist_root, "breastmnist", 4)
+    root, _ = make_folder(tmp_path, images, labels, ".png")
+    outside = tmp_path / "evil"
+    outside.mkdir()
+    Image.fromarray(images[0]).save(outside / "x.png")
+    (root / "link").symlink_to(outside)  # a symlink out of the folder
+    (root / "loop").symlink_to(root / "loop")
+    listed = str(outside / "x.png") if listed == "ABSOLUTE" else listed
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label\n" + "".join(f"{p.relative_to(root).as_posix()},{p.parent.name}\n"
+                                            for p in sorted(root.rglob("*.png")) if "link" not in p.parts) + f"{listed},0\n")
+    code, _, err = run(capsys, "protect", str(root), "--labels", str(csv), "--out", str(tmp_path / "x"))
+    assert code == 2 and err.count("\n") == 1 and ("outside" in err or "without '..'" in err or "symlink loop" in err), err
+    assert not (tmp_path / "x").exists()

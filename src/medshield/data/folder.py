@@ -192,6 +192,21 @@ def read_labels_csv(labels_csv: Path) -> list[dict]:
         raise InputError(f"{labels_csv}: cannot read the labels file ({exc.strerror})") from None
 
 
+def check_inside(root: Path, rel: str, where: str) -> None:
+    """A listed path must name a file inside the folder: relative, no '..', no symlink out of it.
+
+    Otherwise a labels file could make protection read, and a release write, outside its folders."""
+    if Path(rel).is_absolute() or ".." in Path(rel).parts:
+        raise InputError(f"{where}: {rel} must be a path relative to {root}, without '..'")
+    try:
+        resolved = (root / rel).resolve(strict=False)
+        inside = resolved.is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        raise InputError(f"{where}: {rel} cannot be resolved (a symlink loop?)") from None
+    if not inside:
+        raise InputError(f"{where}: {rel} resolves to {resolved}, outside {root}; copy the file into the folder")
+
+
 def _from_csv(root: Path, labels_csv: Path, rows: list[dict] | None = None, suffixes=tuple(SUFFIXES),
               kind: str = "a PNG, JPEG, TIFF or BMP file") -> tuple[list[str], list[str], list[str]]:
     rows = read_labels_csv(labels_csv) if rows is None else rows
@@ -200,6 +215,7 @@ def _from_csv(root: Path, labels_csv: Path, rows: list[dict] | None = None, suff
     files, labels, splits, seen = [], [], [], set()
     for line, row in enumerate(rows, start=2):
         rel = Path(row["path"].strip()).as_posix()
+        check_inside(root, rel, f"{labels_csv} line {line}")
         if rel in seen:
             raise InputError(f"{labels_csv} line {line}: {rel} is listed twice")
         seen.add(rel)
