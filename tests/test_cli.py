@@ -270,3 +270,10 @@ def test_the_manifest_states_the_l0_measured_on_the_written_release(capsys, tmp_
     assert manifest["measured"]["l0_mean"] == pytest.approx(measured["l0_mean"])
     assert manifest["measured"]["l0_max"] == pytest.approx(measured["l0_max"])
     assert measured["l0_mean"] > 0.5 and "Algorithm 1" in manifest["sparsity"]  # the default SALM release is dense
+
+
+def test_a_mistyped_flag_gets_the_closest_name_and_a_large_radius_a_warning(capsys, caplog, tmp_path, tiny_npz):
+    code, _, err = run(capsys, "protect", "bloodmnis", "--out", str(tmp_path / "x"))
+    assert code == 2 and "did you mean bloodmnist?" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(tmp_path / "y"), "--method", "random", "--eps", "24", "--quiet")
+    assert code == 0 and "no longer imperceptible" in caplog.text

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import shutil
 import sys
@@ -95,6 +96,9 @@ def protect(
             raise InputError(f"method {method!r} has no parameter {name!r}; it takes: {', '.join(accepted)}")
         settings[name] = value
     protection = create_protection(method, **settings)
+    if protection.eps > VISIBLE_EPS:
+        log.warning(f"a radius of {255 * protection.eps:g}/255 is above {255 * VISIBLE_EPS:g}/255: the change is no "
+                        "longer imperceptible (the paper and every baseline use 8/255)")
     support = [support] if isinstance(support, str) else support
     if support is not None and method not in SUPPORTED_METHODS:
         raise InputError(f"--support is for the error-minimizing methods ({', '.join(SUPPORTED_METHODS)}): {method} "
@@ -153,6 +157,8 @@ def protect(
                          overwrite=overwrite, key_out=key_path, private=private, measure_utility=utility_sample)
 
 
+log = logging.getLogger(__name__)
+VISIBLE_EPS = 16 / 255  # above this radius a perturbation is no longer imperceptible
 SUPPORTED_METHODS = ("salm", "em")  # the error-minimizing family: support classes give them a task
 
 

@@ -222,3 +222,14 @@ def test_labels_csv_paths_outside_the_folder_are_refused_before_any_work(capsys,
     code, _, err = run(capsys, "protect", str(root), "--labels", str(csv), "--out", str(tmp_path / "x"))
     assert code == 2 and err.count("\n") == 1 and ("outside" in err or "without '..'" in err or "symlink loop" in err), err
     assert not (tmp_path / "x").exists()
+
+
+def test_test_labels_that_no_train_image_has_are_refused(capsys, tmp_path, medmnist_root):
+    images, labels, _, _ = medmnist_images(medmnist_root, "breastmnist", 6)
+    split = ["train", "train", "train", "train", "test", "test"]
+    root, rows = make_folder(tmp_path, images, np.array([0, 1, 0, 1, 0, 1]), ".png", split=split)
+    rows[-1]["label"] = "class_7"
+    labels_csv = tmp_path / "labels.csv"
+    labels_csv.write_text("path,label,split\n" + "".join(f"{r['path']},{r['label']},{r['split']}\n" for r in rows))
+    code, _, err = run(capsys, "protect", str(root), "--labels", str(labels_csv), "--out", str(tmp_path / "x"))
+    assert code == 2 and "test images have label(s) ['class_7'] that no train image has" in err

@@ -75,10 +75,23 @@ def test_labels_out_of_range_for_a_known_flag(tmp_path):
         load(str(write(tmp_path, arrays, "bloodmnist.npz")))
 
 
-def test_single_class_rejected(tmp_path):
+def test_a_single_class_loads_for_support_classes_and_evaluate_refuses_it(tmp_path):
+    from medshield import pipeline
+
     arrays = {k: (np.zeros_like(v) if k.endswith("labels") else v) for k, v in good_arrays().items()}
-    with pytest.raises(InputError, match="single class"):
-        load(str(write(tmp_path, arrays)))
+    path = write(tmp_path, arrays)
+    assert load(str(path)).num_classes == 1  # protect asks for --support (tests/data/test_support.py)
+    with pytest.raises(InputError, match="holds one class"):
+        pipeline.evaluate(str(path), progress=False)
+
+
+@pytest.mark.parametrize("split", ["test", "val"])
+def test_split_classes_that_never_occur_in_train_are_refused(tmp_path, split):
+    arrays = good_arrays()
+    arrays["train_labels"][:] = np.arange(len(arrays["train_labels"])).reshape(arrays["train_labels"].shape) % 2
+    arrays[f"{split}_labels"][0] = 5
+    with pytest.raises(InputError, match=rf"{split}_labels hold class\(es\) \[5\] that never occur in train_labels"):
+        load(str(write(tmp_path, arrays, "bloodmnist.npz")))
 
 
 def test_pickled_objects_are_never_loaded(tmp_path):

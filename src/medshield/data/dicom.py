@@ -28,7 +28,7 @@ from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from ..errors import InputError
-from .folder import FolderData, _class_order, _from_csv, read_labels_csv
+from .folder import FolderData, _class_order, _from_csv, check_one_task, read_labels_csv
 
 DERIVED_TAGS = ("SOPInstanceUID", "ImageType", "DerivationDescription")
 
@@ -171,6 +171,7 @@ def load_dicom_folder(root: str | Path, labels_csv: str | Path | None) -> DicomD
                              "protect each kind of series separately")
     _, _, _, bits_stored, signed = first[1]
     classes = _class_order(names)
+    check_one_task(labels_csv, names, splits)
     data = DicomData(name=root.name, path=root, files=paths, label_index=np.array([classes.index(n) for n in names]),
                      split=np.array(splits), class_names=classes)
     data.signed = bool(signed)

@@ -207,6 +207,16 @@ def check_inside(root: Path, rel: str, where: str) -> None:
         raise InputError(f"{where}: {rel} resolves to {resolved}, outside {root}; copy the file into the folder")
 
 
+def check_one_task(where, names: list[str], splits: list[str]) -> None:
+    """Val and test labels must occur in train: otherwise the splits describe different tasks."""
+    train = {n for n, s in zip(names, splits) if s == "train"}
+    for split in ("val", "test"):
+        unseen = sorted({n for n, s in zip(names, splits) if s == split} - train)
+        if unseen:
+            raise InputError(f"{where}: {split} images have label(s) {unseen} that no train image has; the splits must "
+                             "describe one task (check the labels file)")
+
+
 def _from_csv(root: Path, labels_csv: Path, rows: list[dict] | None = None, suffixes=tuple(SUFFIXES),
               kind: str = "a PNG, JPEG, TIFF or BMP file") -> tuple[list[str], list[str], list[str]]:
     rows = read_labels_csv(labels_csv) if rows is None else rows
@@ -250,6 +260,7 @@ def load_folder(root: str | Path, labels_csv: str | Path | None = None) -> Folde
     if not files:
         raise InputError(f"{root}: no PNG, JPEG, TIFF or BMP images found")
     classes = _class_order(names)
+    check_one_task(root, names, splits)
     data = FolderData(
         name=root.name, path=root, files=files, label_index=np.array([classes.index(n) for n in names], dtype=np.int64),
         split=np.array(splits), class_names=classes,

@@ -6,6 +6,7 @@ root folder, or by the path of any ``.npz`` with MedMNIST's keys. Files are open
 """
 from __future__ import annotations
 
+import difflib
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -73,8 +74,10 @@ def parse_flag(spec: str) -> tuple[str, int]:
     """``bloodmnist`` -> (bloodmnist, 28); ``bloodmnist_64`` -> (bloodmnist, 64)."""
     flag, _, size = spec.lower().partition("_")
     if flag not in medmnist_info():
+        close = difflib.get_close_matches(flag, flags_2d(), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
         raise InputError(
-            f"unknown dataset {spec!r}: give a path to a .npz file or one of: {', '.join(flags_2d())}"
+            f"unknown dataset {spec!r}: {hint}give a path to a .npz file or one of: {', '.join(flags_2d())}"
         )
     if flag.endswith("3d"):
         raise InputError(f"{flag} is a 3D dataset; medshield protects 2D images, use one of: {', '.join(flags_2d())}")

@@ -63,7 +63,11 @@ def validate_arrays(arrays: dict[str, np.ndarray], *, path: Path, task: str, num
             allowed = f"0..{num_classes - 1}" if num_classes is not None else "0 or more"
             raise InputError(f"{where}: {key} holds values {low}..{high}; expected class indices {allowed}")
         max_label = max(max_label, high)
-    classes = num_classes if num_classes is not None else max_label + 1
-    if classes < 2:
-        raise InputError(f"{where}: labels hold a single class; classification needs at least two")
-    return classes
+    unseen = {split: sorted(set(np.unique(arrays[f"{split}_labels"]).tolist()) - set(np.unique(arrays["train_labels"]).tolist()))
+              for split in splits if split != "train"}
+    for split, labels in unseen.items():
+        if labels:
+            raise InputError(f"{where}: {split}_labels hold class(es) {labels} that never occur in train_labels; the "
+                             "splits must describe one task (check the label encoding of each split)")
+    # One class in train is allowed here: protect then asks for --support, evaluate refuses it.
+    return num_classes if num_classes is not None else max_label + 1
