@@ -233,3 +233,21 @@ def test_test_labels_that_no_train_image_has_are_refused(capsys, tmp_path, medmn
     labels_csv.write_text("path,label,split\n" + "".join(f"{r['path']},{r['label']},{r['split']}\n" for r in rows))
     code, _, err = run(capsys, "protect", str(root), "--labels", str(labels_csv), "--out", str(tmp_path / "x"))
     assert code == 2 and "test images have label(s) ['class_7'] that no train image has" in err
+
+
+@pytest.mark.parametrize("limit", [300, 500])  # 784 pixels: Pillow's error above 2x the limit, its warning above 1x
+def test_images_over_the_pixel_limit_are_one_error(capsys, tmp_path, medmnist_root, monkeypatch, limit):
+    images, labels, _, _ = medmnist_images(medmnist_root, "breastmnist", 4)
+    root, _ = make_folder(tmp_path, images, labels, ".png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    code, _, err = run(capsys, "protect", str(root), "--out", str(tmp_path / "x"))
+    assert code == 2 and err.count("\n") == 1 and "decompression bomb" in err and not (tmp_path / "x").exists()
+
+
+def test_a_truncated_png_is_one_error(capsys, tmp_path, medmnist_root):
+    images, labels, _, _ = medmnist_images(medmnist_root, "breastmnist", 4)
+    root, _ = make_folder(tmp_path, images, labels, ".png")
+    victim = sorted(root.rglob("*.png"))[0]
+    victim.write_bytes(victim.read_bytes()[:60])
+    code, _, err = run(capsys, "protect", str(root), "--out", str(tmp_path / "x"))
+    assert code == 2 and err.count("\n") == 1 and victim.name in err and not (tmp_path / "x").exists()

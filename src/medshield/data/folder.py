@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +37,16 @@ MODES = {"L": (np.uint8, 1), "RGB": (np.uint8, 3), "I;16": (np.uint16, 1), "I;16
 def read_image(path: Path) -> np.ndarray:
     """One image as (H, W) or (H, W, 3), uint8 or uint16, or one clear error."""
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # over the limit at all: an error, not a warning
+            image = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(f"{path}: more pixels than the limit of {Image.MAX_IMAGE_PIXELS:,} (a decompression bomb?); "
+                         "if the image is genuine, split or downscale it") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"{path}: cannot read the image ({exc.__class__.__name__}); is it a valid {path.suffix} file?") from None
+    try:
+        with image:
             mode = image.mode
             if mode == "RGB" and _bits_per_sample(image, path) == 16:
                 return _read_rgb16(image, path)
