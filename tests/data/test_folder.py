@@ -1,5 +1,6 @@
 """Image folders in, the same tree out: formats, bit depths, bounds, originals untouched."""
 import csv
+import re
 import hashlib
 import io
 import json
@@ -251,3 +252,18 @@ def test_a_truncated_png_is_one_error(capsys, tmp_path, medmnist_root):
     victim.write_bytes(victim.read_bytes()[:60])
     code, _, err = run(capsys, "protect", str(root), "--out", str(tmp_path / "x"))
     assert code == 2 and err.count("\n") == 1 and victim.name in err and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"path,label\n\xff\xfeclass_0/img_000.png,0\n", "not UTF-8"),
+    (b"path,label\nclass_0/img_000.png\n", "fewer fields"),
+    (b"path,label\nclass_0/img_000.png,0,extra\n", "more fields"),
+    (b"path,label\nclass_0/img\x00_000.png,0\n", "NUL byte"),
+])
+def test_malformed_labels_files_are_one_error(capsys, tmp_path, medmnist_root, content, message):
+    images, labels, _, _ = medmnist_images(medmnist_root, "breastmnist", 4)
+    root, _ = make_folder(tmp_path, images, labels, ".png")
+    labels_csv = tmp_path / "labels.csv"
+    labels_csv.write_bytes(content)
+    code, _, err = run(capsys, "protect", str(root), "--labels", str(labels_csv), "--out", str(tmp_path / "x"))
+    assert code == 2 and err.count("\n") == 1 and re.search(message, err), err

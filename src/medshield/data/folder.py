@@ -195,17 +195,28 @@ def _from_subfolders(root: Path) -> tuple[list[str], list[str], list[str]]:
 
 
 def read_labels_csv(labels_csv: Path) -> list[dict]:
+    """The rows of a UTF-8 labels file (a BOM is allowed), every field present, or one clear error."""
     try:
-        with open(labels_csv, newline="") as handle:
-            return list(csv.DictReader(handle))
+        with open(labels_csv, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle))
     except OSError as exc:
         raise InputError(f"{labels_csv}: cannot read the labels file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{labels_csv}: not UTF-8 text (byte {exc.start}); save the labels file as UTF-8") from None
+    except csv.Error as exc:
+        raise InputError(f"{labels_csv}: not a readable CSV ({exc})") from None
+    for line, row in enumerate(rows, start=2):
+        if None in row or None in row.values():
+            raise InputError(f"{labels_csv} line {line}: {'more' if None in row else 'fewer'} fields than the header has")
+    return rows
 
 
 def check_inside(root: Path, rel: str, where: str) -> None:
     """A listed path must name a file inside the folder: relative, no '..', no symlink out of it.
 
     Otherwise a labels file could make protection read, and a release write, outside its folders."""
+    if "\x00" in rel:
+        raise InputError(f"{where}: the path {rel!r} contains a NUL byte")
     if Path(rel).is_absolute() or ".." in Path(rel).parts:
         raise InputError(f"{where}: {rel} must be a path relative to {root}, without '..'")
     try:
