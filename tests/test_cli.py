@@ -277,3 +277,14 @@ def test_a_mistyped_flag_gets_the_closest_name_and_a_large_radius_a_warning(caps
     assert code == 2 and "did you mean bloodmnist?" in err and err.count("\n") == 1
     code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(tmp_path / "y"), "--method", "random", "--eps", "24", "--quiet")
     assert code == 0 and "no longer imperceptible" in caplog.text
+
+
+@pytest.mark.parametrize("where", ["file", "proc"])
+def test_an_unwritable_output_location_is_refused_before_any_work(capsys, tmp_path, tiny_npz, where):
+    if where == "file":
+        (tmp_path / "plain").write_text("not a folder")
+        out = tmp_path / "plain" / "release"
+    else:
+        out = "/proc/medshield-release"  # not writable, even for root
+    code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(out), "--method", "random")
+    assert code == 2 and err.count("\n") == 1 and ("not a folder" in err or "cannot write" in err), err

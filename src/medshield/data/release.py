@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,20 @@ def check_output_dir(out_dir: str | Path, inputs: list[Path], overwrite: bool) -
         raise InputError(f"--out {out_dir} already exists; choose a new folder or pass --overwrite")
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out_dir} exists and is not a folder")
+    check_writable(out, f"--out {out_dir}")
     return out
+
+
+def check_writable(path: Path, what: str) -> None:
+    """Before hours of work: the nearest existing folder above ``path`` must take a new file."""
+    parent = next(p for p in path.parents if p.exists())
+    if not parent.is_dir():
+        raise InputError(f"{what}: {parent} is a file, not a folder; choose another location")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise InputError(f"{what}: cannot write in {parent} ({exc.strerror}); choose a writable location") from None
 
 
 def move_into_place(tmp: Path, out: Path) -> None:
