@@ -125,3 +125,17 @@ def test_bad_baseline_parameters_are_one_line_errors():
         create_protection("tap", restarts=0)
     with pytest.raises(InputError, match="patch_size"):
         create_protection("sp", patch_size=0)
+
+
+def test_a_run_estimated_at_hours_says_so_early(tiny_npz, caplog, monkeypatch):
+    """The paper preset on a CPU takes hours: the estimate from a few timed steps is logged at once."""
+    from medshield.protect import _source
+
+    clock = iter(range(0, 10**12, 10**4))  # every reading 10,000 s after the last
+    monkeypatch.setattr(_source.time, "perf_counter", lambda: next(clock))
+    create_protection("em", steps=50, width=4, batch_size=32, pgd_steps=1).protect(load(str(tiny_npz)), progress=False)
+    assert "h to go" in caplog.text and "--preset cpu" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(_source.time, "perf_counter", lambda: 0.0)
+    create_protection("em", steps=50, width=4, batch_size=32, pgd_steps=1).protect(load(str(tiny_npz)), progress=False)
+    assert "h to go" not in caplog.text

@@ -7,6 +7,8 @@ sampled per batch.
 """
 from __future__ import annotations
 
+import logging
+import time
 from typing import Callable
 
 import torch
@@ -18,6 +20,8 @@ from ..models import MODELS
 from ._augment import TRANSFORMS
 from ._ops import project_linf
 from .base import check_range
+
+log = logging.getLogger(__name__)
 
 
 def source_settings(owner: str, *, batch_size, arch, width, lr, momentum, weight_decay, lr_decay, lr_milestones, transform) -> dict:
@@ -42,6 +46,19 @@ def signed_step(delta, grad, step_size: float, x, eps: float, *, descend: bool, 
     if descend:
         direction = -direction
     return project_linf(delta + step_size * direction, x, eps)
+
+
+TIMED_STEPS = 4  # source steps timed for the estimate of a run's length
+LONG_RUN_S = 3600  # a run estimated longer than this is said so before the user waits for it
+
+
+def warn_if_long(desc: str, seconds_per_step: float, remaining: int, device) -> None:
+    """Say what a long run will cost while it is still cheap to stop (paper settings on a CPU: hours)."""
+    estimate = seconds_per_step * remaining
+    if estimate > LONG_RUN_S:
+        hint = "; on a CPU, --preset cpu (fewer steps, narrower networks) is made for it" if device.type == "cpu" else ""
+        log.warning(f"{desc}: about {estimate / 3600:.1f} h to go ({remaining} steps at {seconds_per_step:.1f} s on this "
+                    f"{device.type.upper()}){hint}")
 
 
 def train_source(
@@ -75,7 +92,12 @@ def train_source(
     n, device = len(x), x.device
     order = torch.empty(0, dtype=torch.long)
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    started = None
     for step in bar:
+        if step == 1:  # the first step warms up; time the next ones
+            started = time.perf_counter()
+        elif step == 1 + TIMED_STEPS:
+            warn_if_long(desc, (time.perf_counter() - started) / TIMED_STEPS, steps - step, device)
         if len(order) < batch_size:
             order = torch.cat([order, torch.randperm(n, generator=generator)])
         index, order = order[:batch_size].to(device), order[batch_size:]
