@@ -50,7 +50,8 @@ def test_support_of_another_size_and_channel_count_is_converted(tmp_path):
 def test_support_images_never_reach_the_release(tmp_path):
     owner_path = synthetic_npz(tmp_path / "owner.npz", classes=2, n_train=40)
     arrays = dict(np.load(owner_path))
-    arrays["train_labels"][:] = 1  # an owner holding one class
+    for split in ("train", "val", "test"):
+        arrays[f"{split}_labels"][:] = 1  # an owner holding one class
     np.savez(owner_path, **arrays)
     source = synthetic_npz(tmp_path / "source.npz", classes=6, seed=3)
     release = pipeline.protect(str(owner_path), tmp_path / "out", method="em", params=FAST, progress=False,

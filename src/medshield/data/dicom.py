@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import validate_file_meta
-from pydicom.errors import InvalidDicomError
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -46,17 +45,36 @@ def is_dicom_file(path: Path) -> bool:
 def _read(path: Path) -> pydicom.Dataset:
     try:
         return pydicom.dcmread(path)
-    except (InvalidDicomError, OSError) as exc:
+    except Exception as exc:  # a damaged file makes pydicom raise nearly anything: one line per file
         raise InputError(f"{path}: cannot read it as DICOM ({exc.__class__.__name__})") from None
+
+
+def _check_elements(ds, path) -> None:
+    """Decode every element now: pydicom reads lazily, and a malformed one would otherwise fail only
+    when the release is written, after the whole protection ran."""
+    tag = None
+    try:
+        for element in ds.iterall():
+            tag = element.tag
+            element.value  # noqa: B018 (the access decodes the raw value)
+    except Exception as exc:
+        raise InputError(f"{path}: element {tag} is malformed ({exc.__class__.__name__}: "
+                         f"{' '.join(str(exc).split())[:120]})") from None
 
 
 def _pixel_format(ds, path) -> tuple:
     if "PixelData" not in ds:
         raise InputError(f"{path}: has no Pixel Data")
-    if int(getattr(ds, "NumberOfFrames", 1) or 1) != 1 or int(ds.SamplesPerPixel) != 1:
-        raise InputError(f"{path}: only single-frame gray images are supported (frames {getattr(ds, 'NumberOfFrames', 1)}, "
-                         f"samples per pixel {ds.SamplesPerPixel})")
-    return (int(ds.Rows), int(ds.Columns), int(ds.BitsAllocated), int(ds.BitsStored), int(ds.PixelRepresentation))
+    try:
+        if int(getattr(ds, "NumberOfFrames", 1) or 1) != 1 or int(ds.SamplesPerPixel) != 1:
+            raise InputError(f"{path}: only single-frame gray images are supported (frames {getattr(ds, 'NumberOfFrames', 1)}, "
+                             f"samples per pixel {ds.SamplesPerPixel})")
+        return (int(ds.Rows), int(ds.Columns), int(ds.BitsAllocated), int(ds.BitsStored), int(ds.PixelRepresentation))
+    except InputError:
+        raise
+    except Exception as exc:  # a missing or malformed element (AttributeError, ValueError, struct errors, ...)
+        raise InputError(f"{path}: a required image element is missing or malformed ({exc.__class__.__name__}: "
+                         f"{' '.join(str(exc).split())[:120]})") from None
 
 
 class DicomData(FolderData):
@@ -163,6 +181,7 @@ def load_dicom_folder(root: str | Path, labels_csv: str | Path | None) -> DicomD
     first = None
     for rel in paths:
         ds = _read(root / rel)
+        _check_elements(ds, root / rel)
         fmt = _pixel_format(ds, root / rel)
         if first is None:
             first = (rel, fmt)

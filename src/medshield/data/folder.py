@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import png
 import tifffile
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import InputError
 from .scratch import ScratchArray
@@ -43,7 +43,7 @@ def read_image(path: Path) -> np.ndarray:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"{path}: more pixels than the limit of {Image.MAX_IMAGE_PIXELS:,} (a decompression bomb?); "
                          "if the image is genuine, split or downscale it") from None
-    except (UnidentifiedImageError, OSError) as exc:
+    except Exception as exc:  # a damaged file can make a decoder raise nearly anything: one line per file
         raise InputError(f"{path}: cannot read the image ({exc.__class__.__name__}); is it a valid {path.suffix} file?") from None
     try:
         with image:
@@ -61,7 +61,9 @@ def read_image(path: Path) -> np.ndarray:
                     "(convert palette/alpha images to RGB first)"
                 )
             return np.asarray(image).astype(MODES[mode][0])
-    except (UnidentifiedImageError, OSError) as exc:
+    except InputError:
+        raise
+    except Exception as exc:  # truncated or corrupt data found while decoding (OSError, ValueError, SyntaxError, ...)
         raise InputError(f"{path}: cannot read the image ({exc.__class__.__name__}); is it a valid {path.suffix} file?") from None
 
 

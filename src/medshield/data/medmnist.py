@@ -134,7 +134,7 @@ def load(spec: str, root: str | Path | None = None, download: bool = True) -> Me
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except Exception as exc:  # a damaged archive or .npy header makes numpy raise nearly anything (SyntaxError, ...)
         reason = "it holds pickled objects" if "pickle" in str(exc).lower() else "it is not a readable .npz"
         raise InputError(f"cannot read {path}: {reason} ({exc.__class__.__name__})") from None
     name = path.name[: -len(".npz")] if path.name.endswith(".npz") else path.stem
