@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="new folder for the release")
     p.add_argument("--method", default="salm", choices=list_protections(), help="protection method; 'medshield methods' lists each with its parameters")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder (and its key file)")
+    p.add_argument("--resume", action="store_true", help="continue a killed run from its checkpoint in OUT.work (SALM, "
+                                                         "EM: saved every 5 minutes); same inputs and settings needed")
     p.add_argument("--key-out", help="where the key that restores the originals goes (default: OUT.key beside OUT); "
                                       "keep it private, never inside OUT")
     p.add_argument("--fraction", type=float, default=1.0, help="protect only this seeded random fraction of the train images")
@@ -226,7 +228,7 @@ def _run(args) -> int:
             root=args.root, seed=args.seed, overwrite=args.overwrite, device=args.device, progress=not args.quiet,
             fraction=args.fraction, classes=args.classes, labels=args.labels, jpeg_as_png=args.jpeg_as_png,
             precision=args.precision, key_out=args.key_out, threads=args.threads, support=args.support,
-            support_classes=args.support_classes,
+            support_classes=args.support_classes, resume=args.resume,
         )
         m = release.manifest
         key_path = args.key_out or default_key_path(release.path)

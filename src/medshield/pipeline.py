@@ -32,6 +32,7 @@ from .evaluate.utility import ModelSegmenter, utility_report, utility_sample
 from .models import resolve_precision
 from .presets import preset, recipe_settings
 from .protect import PROTECTIONS, create_protection
+from .protect._checkpoint import Checkpoint, work_folder
 
 
 def method_parameters(method: str) -> dict:
@@ -66,6 +67,8 @@ def protect(
     threads: int | None = None,
     support: str | list[str] | None = None,
     support_classes: int = 5,
+    resume: bool = False,
+    checkpoint_every: float = 300.0,
 ) -> Release:
     """Protect ``dataset``'s train split and write a release folder to ``out``.
 
@@ -84,6 +87,10 @@ def protect(
     ``out`` gets only what is safe to publish; the key that restores the originals and the
     owner's private record (input path and hash, machine, command) go to ``key_out`` (default
     ``out.key`` beside it).
+
+    SALM and EM save their state every ``checkpoint_every`` seconds and at stage boundaries into
+    ``out.work`` beside the output (removed once the release is written); ``resume`` continues a
+    killed run from it, to the same bytes. A checkpoint of other inputs or settings is refused.
     """
     if not 0.0 < fraction <= 1.0:
         raise InputError(f"fraction must be in (0, 1], got {fraction}")
@@ -109,12 +116,24 @@ def protect(
     key_path = Path(key_out) if key_out else default_key_path(out)
     check_key_path(key_path, Path(out), overwrite)
     selected = select_for_protection(data, fraction, classes, seed)
+    fingerprint = data.fingerprint() if isinstance(data, FolderData) else sha256_file(data.path)
+    checkpoint = Checkpoint(work_folder(out), {
+        "input": fingerprint, "method": method, "params": protection.params(), "seed": seed, "threads": threads,
+        "precision": precision, "fraction": fraction, "classes": classes, "support": support,
+        "support_classes": support_classes, "medshield": __version__, "torch": package_versions()["torch"],
+    }, every_s=checkpoint_every)
+    if resume:
+        checkpoint.check_resumable()
+    elif checkpoint.exists():
+        raise InputError(f"{checkpoint.folder} holds the checkpoint of an earlier, unfinished run to {out}: pass --resume "
+                         "to continue it, or delete that folder to start over")
     generation_data = data
     if support is not None:
         sources = {Path(spec).name: open_dataset(spec, root)[0] for spec in support}  # public names: no paths
         held = np.flatnonzero(np.isin(data.labels("train"), classes)) if classes is not None else None
         generation_data = WithSupport(data, sources, support_classes, seed, rows=held)
-    result = protection.protect(generation_data, seed=seed, device=device, progress=progress, precision=precision)
+    result = protection.protect(generation_data, seed=seed, device=device, progress=progress, precision=precision,
+                                checkpoint=checkpoint, resume=resume)
     released = owner_rows(result.released, data.images("train"), generation_data.rows) if support is not None else result.released
     if not selected.all():
         unselected = np.flatnonzero(~selected)
@@ -144,17 +163,20 @@ def protect(
         "created": created,
         "command": sys.argv,
         "input": {"dataset": dataset, "path": str(data.path.resolve()),
-                  "sha256": data.fingerprint() if isinstance(data, FolderData) else sha256_file(data.path),
+                  "sha256": fingerprint,
                   "labels": str(Path(labels).resolve()) if labels else None,
                   "support": [str(Path(spec).resolve()) if Path(spec).exists() else spec for spec in support or []]},
         "machine": machine(),
     }
     if isinstance(data, FolderData):
-        return write_folder_release(out, data, released, manifest, max_linf=result.max_linf, max_l0=result.max_l0,
-                                    overwrite=overwrite, labels_csv=labels, jpeg_as_png=jpeg_as_png, key_out=key_path,
-                                    private=private, measure_utility=utility_sample)
-    return write_release(out, data, released.mapped(), manifest, max_linf=result.max_linf, max_l0=result.max_l0,
-                         overwrite=overwrite, key_out=key_path, private=private, measure_utility=utility_sample)
+        release = write_folder_release(out, data, released, manifest, max_linf=result.max_linf, max_l0=result.max_l0,
+                                       overwrite=overwrite, labels_csv=labels, jpeg_as_png=jpeg_as_png, key_out=key_path,
+                                       private=private, measure_utility=utility_sample)
+    else:
+        release = write_release(out, data, released.mapped(), manifest, max_linf=result.max_linf, max_l0=result.max_l0,
+                                overwrite=overwrite, key_out=key_path, private=private, measure_utility=utility_sample)
+    checkpoint.remove()  # the release is complete: nothing left to resume
+    return release
 
 
 log = logging.getLogger(__name__)

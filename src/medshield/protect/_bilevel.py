@@ -102,6 +102,16 @@ class ErrorMinimizingLoop(Protection):
     def _load(self, index: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self._delta.load(index, y.device)
 
+    # What a checkpoint holds besides the model and the random states (subclasses add theirs).
+    def _checkpoint_arrays(self) -> dict:
+        return {"noise": self._delta.levels} if getattr(self, "_delta", None) is not None else {}
+
+    def _checkpoint_state(self) -> dict:
+        return {}
+
+    def _restore_state(self, state: dict) -> None:
+        pass
+
     def _store(self, index: torch.Tensor, y: torch.Tensor, d: torch.Tensor) -> None:
         self._delta.store(index, d)
 
@@ -111,6 +121,24 @@ class ErrorMinimizingLoop(Protection):
         model = create_model(self.arch, num_classes=num_classes, in_channels=x.shape[1], width=self.width,
                              image_size=min(x.shape[-2:]), device=device, precision=self._precision)
         transform = TRANSFORMS[self.transform]
+        checkpoint = self._checkpoint
+        saved = {"stage": "source", "train": None, "final_done": 0}
+        if checkpoint is not None and self._resume:  # continue a killed run: everything as it was when saved
+            saved = checkpoint.load(self._checkpoint_arrays())
+            model.load_state_dict(saved["model"])
+            generator.set_state(saved["generator"])
+            torch.set_rng_state(saved["torch_rng"])
+            self._log[:] = saved["log"]
+            self._restore_state(saved["extra"])
+
+        def save(stage, train=None, final_done=0):
+            checkpoint.save({"stage": stage, "train": train, "final_done": final_done, "model": model.state_dict(),
+                             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "log": list(self._log),
+                             "extra": self._checkpoint_state()}, self._checkpoint_arrays())
+
+        def after_step(steps_done, train_state):
+            if checkpoint is not None and checkpoint.due():
+                save("source", train_state())
 
         def pgd(index, step):
             xb, yb = x[index], y[index]
@@ -136,16 +164,24 @@ class ErrorMinimizingLoop(Protection):
                 return False
             return accuracy(model, lambda index: x[index] + self._load(index, y[index]), y) >= self.stop_accuracy
 
-        train_source(
-            model, x, y, steps=self.steps, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
-            weight_decay=self.weight_decay, lr_decay=self.lr_decay, lr_milestones=self.lr_milestones,
-            transform=transform, generator=generator, prepare=pgd, stop=reached_accuracy, log=self._log,
-            desc=f"{self.name} source steps", progress=progress,
-        )
+        if saved["stage"] == "source":
+            train_source(
+                model, x, y, steps=self.steps, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
+                weight_decay=self.weight_decay, lr_decay=self.lr_decay, lr_milestones=self.lr_milestones,
+                transform=transform, generator=generator, prepare=pgd, stop=reached_accuracy, log=self._log,
+                desc=f"{self.name} source steps", progress=progress, resume=saved["train"], after_step=after_step,
+            )
+            if checkpoint is not None:  # a stage boundary
+                save("final")
         chunks = torch.arange(len(x), device=device).split(self.batch_size)
         if self.final_pass:
-            for index in tqdm(chunks, desc=f"{self.name} final pass", disable=not progress, leave=False):
+            bar = tqdm(chunks, desc=f"{self.name} final pass", disable=not progress, leave=False)
+            for done, index in enumerate(bar, start=1):
+                if done <= saved["final_done"]:
+                    continue
                 pgd(index, self.steps)
+                if checkpoint is not None and (checkpoint.due() or done == len(chunks)):
+                    save("final", final_done=done)
         for index in chunks:  # after the final pass: class-wise noise is final only once every batch is done
             yield index, self._load(index, y[index])
         self._delta = None  # frees the noise file before the release is written

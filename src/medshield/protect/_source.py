@@ -80,23 +80,31 @@ def train_source(
     log: list | None = None,
     desc: str = "source steps",
     progress: bool = True,
+    resume: dict | None = None,
+    after_step: Callable[[int, Callable[[], dict]], None] | None = None,
 ) -> int:
     """Train ``model`` for ``steps`` SGD steps; returns the number of steps run.
 
     ``x`` gives the clean images of a batch as ``x[index]`` (a tensor, or the lazily read
     ``TrainImages``); ``prepare(index, step)`` returns the batch to train on instead (default:
     the clean images); ``stop(step)`` ends training early when it returns True.
+    ``after_step(steps_done, state)`` is called after every step with a function returning this
+    loop's state (step, sample order, optimizer, schedule), which ``resume`` continues from.
     """
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [int(m * steps) for m in lr_milestones], gamma=lr_decay)
     n, device = len(x), x.device
-    order = torch.empty(0, dtype=torch.long)
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    order, first = torch.empty(0, dtype=torch.long), 0
+    if resume:
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        order, first = resume["order"], resume["steps_done"]
+    bar = tqdm(range(first, steps), desc=desc, disable=not progress, leave=False, initial=first, total=steps)
     started = None
     for step in bar:
-        if step == 1:  # the first step warms up; time the next ones
+        if step == first + 1:  # the first step warms up; time the next ones
             started = time.perf_counter()
-        elif step == 1 + TIMED_STEPS:
+        elif step == first + 1 + TIMED_STEPS:
             warn_if_long(desc, (time.perf_counter() - started) / TIMED_STEPS, steps - step, device)
         if len(order) < batch_size:
             order = torch.cat([order, torch.randperm(n, generator=generator)])
@@ -117,6 +125,9 @@ def train_source(
             if log is not None:
                 log.append({"step": step, "stopped": True})
             return step + 1
+        if after_step is not None:
+            after_step(step + 1, lambda: {"steps_done": step + 1, "order": order, "optimizer": optimizer.state_dict(),
+                                          "scheduler": scheduler.state_dict()})
     return steps
 
 

@@ -74,6 +74,9 @@ class Protection:
     name = "base"
     #: precision of the networks (set per run by ``protect``)
     _precision: str = "fp32"
+    #: where a long run saves its state, and whether to continue from it (set per run by ``protect``)
+    _checkpoint = None
+    _resume: bool = False
 
     def __init__(self, *, eps: float = 8 / 255):
         check_range(self.name, "eps", eps, 1 / 255, 1.0, " (a fraction of the range: 8/255, not 8)")
@@ -107,14 +110,19 @@ class Protection:
         return f"{type(self).__name__}({args})"
 
     def protect(
-        self, data: MedMNISTData, *, seed: int = 0, device: str = "auto", progress: bool = True, precision: str = "auto"
+        self, data: MedMNISTData, *, seed: int = 0, device: str = "auto", progress: bool = True, precision: str = "auto",
+        checkpoint=None, resume: bool = False,
     ) -> ProtectionResult:
         """Perturb the train split of ``data``; returns images of the stored dtype within the bounds.
 
         ``precision`` ("auto", "fp32", "bf16") is that of the networks a method trains and attacks.
+        ``checkpoint`` (a :class:`~medshield.protect._checkpoint.Checkpoint`) makes the methods that
+        train a source model alongside the noise (SALM, EM) save their state as they go; ``resume``
+        continues from it, with the same bytes as a run that was never interrupted.
         """
         dev = pick_device(device)
         self._precision = resolve_precision(precision, dev)
+        self._checkpoint, self._resume = checkpoint, resume
         generator = seed_everything(seed)
         x = TrainImages(data, dev)
         labels = torch.from_numpy(data.labels("train")).to(x.device)

@@ -56,3 +56,10 @@ class EM(ErrorMinimizingLoop):
             return super()._store(index, y, d)
         for c in y.unique():
             self._class_noise[c] = d[y == c].mean(dim=0)
+
+    def _checkpoint_state(self) -> dict:
+        return {"class_noise": self._class_noise} if self.mode == "class" else {}
+
+    def _restore_state(self, state: dict) -> None:
+        if "class_noise" in state:
+            self._class_noise = state["class_noise"]

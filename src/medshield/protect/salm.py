@@ -94,6 +94,17 @@ class SALM(ErrorMinimizingLoop):
             self._mask_step = torch.full((n,), -(10**12), dtype=torch.long)
         super()._init_noise(x, y, num_classes, generator)
 
+    def _checkpoint_arrays(self) -> dict:
+        masks = getattr(self, "_masks", None)
+        return {**super()._checkpoint_arrays(), **({"masks": masks} if masks is not None else {})}
+
+    def _checkpoint_state(self) -> dict:
+        return {name: getattr(self, name) for name in ("_mask_step", "_class_scores") if getattr(self, name, None) is not None}
+
+    def _restore_state(self, state: dict) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
     def _perturb(self, x, y, *, num_classes, generator, progress):
         yield from super()._perturb(x, y, num_classes=num_classes, generator=generator, progress=progress)
         self._masks = self._labels = self._class_scores = None  # frees the masks before the release is written

@@ -1,0 +1,90 @@
+"""A long protection's state on disk, so a killed run continues where it stopped.
+
+The work folder sits beside the output (``OUT.work``), never inside the published folder. It
+holds ``checkpoint/``: ``state.pt`` (tensors and plain values only: model, optimizer, schedule,
+random generator states, step counters; read back with ``weights_only=True``), one ``.npy`` per
+on-disk array (the noise, SALM's masks) and ``run.json`` (what the run is: inputs' fingerprint,
+method, parameters, seed, threads, precision). A new checkpoint is assembled under a temporary
+name and renamed over the old one, so a crash while saving leaves the previous checkpoint whole.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.scratch import ScratchArray
+from ..errors import InputError
+
+CHUNK = 4096  # rows copied at a time between scratch arrays and checkpoint files
+
+
+def work_folder(out: str | Path) -> Path:
+    out = Path(out).expanduser()
+    return out.parent / f"{out.name}.work"
+
+
+class Checkpoint:
+    """Save and restore a run's state every ``every_s`` seconds and at stage boundaries."""
+
+    def __init__(self, folder: Path, run: dict, every_s: float = 300.0):
+        self.folder = Path(folder)
+        self.path = self.folder / "checkpoint"
+        self.run = json.loads(json.dumps(run))  # as it reads back from run.json
+        self.every_s = every_s
+        self._last = time.monotonic()
+
+    def exists(self) -> bool:
+        return (self.path / "run.json").is_file()
+
+    def check_resumable(self) -> None:
+        """The checkpoint must come from this very run: one line naming what differs."""
+        if not self.exists():
+            raise InputError(f"--resume: no checkpoint in {self.folder}; run without --resume to start")
+        saved = json.loads((self.path / "run.json").read_text())
+        differs = sorted(k for k in set(saved) | set(self.run) if saved.get(k) != self.run.get(k))
+        if differs:
+            detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {self.run.get(k)!r}" for k in differs[:3])
+            raise InputError(f"--resume: the checkpoint in {self.folder} is of another run ({detail}); "
+                             "repeat that run's inputs and settings, or delete the folder to start over")
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last >= self.every_s
+
+    def save(self, state: dict, arrays: dict[str, ScratchArray]) -> None:
+        tmp = self.folder / f".checkpoint-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        torch.save(state, tmp / "state.pt")
+        for name, array in arrays.items():
+            target = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=array.dtype, shape=array.shape)
+            for start in range(0, len(array), CHUNK):
+                target[start:start + CHUNK] = array[start:start + CHUNK]
+            target.flush()
+            del target
+        (tmp / "run.json").write_text(json.dumps(self.run, indent=1) + "\n")  # last: marks the checkpoint complete
+        old = self.folder / f".old-{os.getpid()}"
+        if self.path.exists():
+            self.path.rename(old)
+        tmp.rename(self.path)
+        shutil.rmtree(old, ignore_errors=True)
+        self._last = time.monotonic()
+
+    def load(self, arrays: dict[str, ScratchArray]) -> dict:
+        """The saved state; ``arrays`` are filled from the saved files (same shapes and dtypes)."""
+        for name, array in arrays.items():
+            saved = np.load(self.path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+            if saved.shape != array.shape or saved.dtype != array.dtype:
+                raise InputError(f"--resume: {self.path / name}.npy does not match this run; delete {self.folder}")
+            for start in range(0, len(array), CHUNK):
+                array[start:start + CHUNK] = saved[start:start + CHUNK]
+        self._last = time.monotonic()
+        return torch.load(self.path / "state.pt", weights_only=True)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)

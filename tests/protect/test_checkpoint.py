@@ -1,0 +1,55 @@
+"""A killed protection resumes from its checkpoint to the bytes of a run that was never interrupted."""
+import numpy as np
+import pytest
+
+from medshield import pipeline
+from medshield.errors import InputError
+from medshield.protect._checkpoint import Checkpoint, work_folder
+
+FAST = dict(steps=6, width=4, batch_size=32, pgd_steps=2)
+
+
+class Killed(KeyboardInterrupt):
+    """What the run sees when the machine goes down right after a checkpoint."""
+
+
+def kill_after_saves(monkeypatch, count: int) -> None:
+    real_save, saves = Checkpoint.save, []
+
+    def save(self, state, arrays):
+        real_save(self, state, arrays)
+        saves.append(state["stage"])
+        if len(saves) == count:
+            raise Killed
+
+    monkeypatch.setattr(Checkpoint, "save", save)
+
+
+def release_images(release) -> np.ndarray:
+    return np.array(release.data.images("train"))
+
+
+@pytest.mark.parametrize("method, params", [("salm", {}), ("salm", {"sparse": True}), ("em", {"mode": "class"})])
+@pytest.mark.parametrize("kills_after", [3, 7, 9])  # source steps; stage boundary; final pass
+def test_a_killed_run_resumes_to_the_same_bytes(tmp_path, tiny_npz, monkeypatch, method, params, kills_after):
+    settings = dict(method=method, params={**FAST, **params}, seed=4, progress=False, checkpoint_every=0)
+    reference = release_images(pipeline.protect(str(tiny_npz), tmp_path / "whole", **settings))
+    assert not work_folder(tmp_path / "whole").exists()  # removed once the release is written
+
+    with monkeypatch.context() as patch:
+        kill_after_saves(patch, kills_after)
+        with pytest.raises(Killed):
+            pipeline.protect(str(tiny_npz), tmp_path / "out", **settings)
+    assert work_folder(tmp_path / "out").exists() and not (tmp_path / "out").exists()
+    with pytest.raises(InputError, match="pass --resume"):  # never silently started over
+        pipeline.protect(str(tiny_npz), tmp_path / "out", **settings)
+    with pytest.raises(InputError, match="another run.*seed"):
+        pipeline.protect(str(tiny_npz), tmp_path / "out", **{**settings, "seed": 5}, resume=True)
+    resumed = release_images(pipeline.protect(str(tiny_npz), tmp_path / "out", **settings, resume=True))
+    assert np.array_equal(resumed, reference)
+    assert not work_folder(tmp_path / "out").exists()
+
+
+def test_resume_without_a_checkpoint_is_one_clear_error(tmp_path, tiny_npz):
+    with pytest.raises(InputError, match="no checkpoint"):
+        pipeline.protect(str(tiny_npz), tmp_path / "out", params=FAST, progress=False, resume=True)
