@@ -95,14 +95,19 @@ def image_folder(tmp_path_factory):
     return root
 
 
+def protect_with_one_file_mutated(capsys, tmp_path_factory, source, pick, cut, flips, *extra) -> None:
+    """A copy of the folder ``source`` with its ``pick``-th file (in name order) mutated, protected."""
+    work = tmp_path_factory.mktemp("fuzz")
+    folder = shutil.copytree(source, work / source.name)
+    victim = sorted(p for p in folder.rglob("*") if p.is_file())[pick]
+    victim.write_bytes(mutate(victim.read_bytes(), cut, flips))
+    protect_ends_cleanly(capsys, str(folder), work / "out", *extra)
+
+
 @FUZZ
 @given(pick=st.integers(0, 11), **MUTATIONS)
 def test_mutated_png_and_tiff_files(capsys, tmp_path_factory, image_folder, pick, cut, flips):
-    work = tmp_path_factory.mktemp("fuzz")
-    folder = shutil.copytree(image_folder, work / "owner")
-    victim = sorted(p for p in folder.rglob("*") if p.is_file())[pick]
-    victim.write_bytes(mutate(victim.read_bytes(), cut, flips))
-    protect_ends_cleanly(capsys, str(folder), work / "out")
+    protect_with_one_file_mutated(capsys, tmp_path_factory, image_folder, pick, cut, flips)
 
 
 @pytest.fixture(scope="module")
@@ -123,11 +128,8 @@ def dicom_series(tmp_path_factory):
 @FUZZ
 @given(pick=st.integers(0, 5), **MUTATIONS)
 def test_mutated_dicom_files(capsys, tmp_path_factory, dicom_series, pick, cut, flips):
-    work = tmp_path_factory.mktemp("fuzz")
-    folder = shutil.copytree(dicom_series, work / "series")
-    victim = folder / f"s{pick}.dcm"
-    victim.write_bytes(mutate(victim.read_bytes(), cut, flips))
-    protect_ends_cleanly(capsys, str(folder), work / "out", "--labels", str(dicom_series.parent / "labels.csv"))
+    protect_with_one_file_mutated(capsys, tmp_path_factory, dicom_series, pick, cut, flips,
+                                  "--labels", str(dicom_series.parent / "labels.csv"))
 
 
 @pytest.mark.parametrize("drop", ["PixelData", "Rows", "BitsStored", "PhotometricInterpretation"])
