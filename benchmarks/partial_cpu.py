@@ -19,6 +19,7 @@ import torch
 
 from _common import RESULTS, append_jsonl, context, read_jsonl, with_train_images
 from medshield import pipeline
+from medshield.data.opening import open_dataset, original_of
 from medshield.evaluate import train_victim
 from medshield.report import markdown_table
 from medshield.report.tables import fmt_pct
@@ -52,10 +53,10 @@ def main():
     torch.set_num_threads(args.threads)
     ctx = context()
     release_dir = RESULTS / "runs" / f"salm_{args.preset}_{args.dataset}"
-    release, manifest = pipeline.open_dataset(str(release_dir))
+    release, manifest = open_dataset(str(release_dir))
     if manifest is None:
         raise SystemExit(f"{release_dir} is not a release; run benchmarks/salm_cpu.py first")
-    original = pipeline.original_of(manifest)
+    original = original_of(manifest)
     seed = manifest.manifest["seed"]
     recipe = pipeline.victim_recipe(args.preset, None)
     journal = RESULTS / f"partial_{args.preset}.jsonl"

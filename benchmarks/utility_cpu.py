@@ -4,7 +4,7 @@
 
 Reads the releases the other benchmarks wrote (results/runs/salm_<preset>_<flag> for SALM,
 results/runs/table1_<preset>_<flag>_<method> for EM, TAP, SP and Random; run salm_cpu.py and
-table1.py first) and measures each against its original with ``medshield.pipeline.utility``
+table1.py first) and measures each against its original with ``medshield.evaluate.utility.release_utility``
 (definitions in src/medshield/evaluate/utility.py). Writes results/utility_<preset>.md and .json.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import time
 
 from _common import RESULTS, context
-from medshield import pipeline
+from medshield.evaluate.utility import release_utility
 from medshield.report import markdown_table
 
 METHODS = ("salm", "em", "tap", "sp", "random")
@@ -76,7 +76,7 @@ def main():
                 missing.append(f"{flag}/{method} ({path.name})")
                 continue
             start = time.perf_counter()
-            report = pipeline.utility(str(path))
+            report = release_utility(str(path))
             records.append({**report, "release": path.name, "preset": args.preset, "seconds": round(time.perf_counter() - start, 1), **ctx})
             write(records, missing, ctx, args.preset)
             print(flag, method, f"SSIM {report['overall']['ssim']['mean']:.2f}", flush=True)

@@ -211,6 +211,7 @@ def _write_json(path: str | None, results) -> None:
 
 def _run(args) -> int:
     from . import pipeline
+    from .evaluate.utility import release_utility
     from .report import evaluation_table, grid_table, utility_comparison_table, utility_table
 
     if args.verb == "methods":
@@ -271,7 +272,7 @@ def _run(args) -> int:
         keys = args.key or []
         if keys and len(keys) != len(args.releases):
             raise InputError(f"compare: give --key once per release ({len(args.releases)}), or none for RELEASE.key beside each")
-        reports = [pipeline.utility(path, args.segmentation_model, key=keys[n] if keys else None)
+        reports = [release_utility(path, args.segmentation_model, key=keys[n] if keys else None)
                    for n, path in enumerate(args.releases)]
         _write_json(args.json, reports)
         print(utility_comparison_table(reports))
@@ -282,7 +283,7 @@ def _run(args) -> int:
         print(f"wrote {build_report(args.release, args.out, args.segmentation_model, key=args.key, original=args.original)}")
         return 0
     if args.verb == "utility":
-        report = pipeline.utility(args.release, args.segmentation_model, key=args.key, original=args.original)
+        report = release_utility(args.release, args.segmentation_model, key=args.key, original=args.original)
         _write_json(args.json, report)
         if not args.quiet:
             print(f"{report['dataset']}: {report['method']} release, {report['images']} train images")

@@ -15,11 +15,11 @@ import numpy as np
 from . import __version__
 from ._runtime import machine, now_iso, package_versions, pick_device, sha256_file, use_threads
 from .bounds import pixel_change
-from .data.dicom import is_dicom_file, load_dicom_folder
-from .data.folder import FolderData, load_folder
-from .data.folder_release import LABELS_COPY, restore_folder, write_folder_release
+from .data.folder import FolderData
+from .data.folder_release import restore_folder, write_folder_release
 from .data.medmnist import MedMNISTData, load
-from .data.release import Release, check_output_dir, is_release, move_into_place, read_release, restored_npz, write_release
+from .data.opening import load_directory, open_dataset, original_of
+from .data.release import Release, check_output_dir, move_into_place, restored_npz, write_release
 from .data.restoration import Restoration
 from .data.sealing import check_key_path, default_key_path
 from .data.scratch import ScratchArray
@@ -28,11 +28,12 @@ from .data.tensors import value_range
 from .errors import InputError
 from .evaluate.defenses import parse_defense
 from .evaluate.train import Recipe, train_victim
-from .evaluate.utility import ModelSegmenter, utility_report, utility_sample
+from .evaluate.utility import utility_sample
 from .models import resolve_precision
 from .presets import preset, recipe_settings
 from .protect import PROTECTIONS, create_protection
 from .protect._checkpoint import Checkpoint, work_folder
+from .report import grid_table
 
 
 def method_parameters(method: str) -> dict:
@@ -226,81 +227,6 @@ def select_for_protection(data: MedMNISTData, fraction: float, classes: list[int
     return selected
 
 
-def open_dataset(spec: str, root: str | None = None, labels: str | None = None) -> tuple[MedMNISTData | FolderData, Release | None]:
-    """A release folder, an image folder, or a MedMNIST dataset (flag or .npz)."""
-    if Path(spec).is_dir():
-        if is_release(spec):
-            release = read_release(spec)
-            return release.data, release
-        return load_directory(spec, labels), None
-    return load(spec, root), None
-
-
-def load_directory(path: str, labels: str | None) -> FolderData:
-    """A folder of DICOM files or of images (decided by what it holds)."""
-    if any(is_dicom_file(p) for p in Path(path).rglob("*") if p.is_file()):
-        return load_dicom_folder(path, labels)
-    return load_folder(path, labels)
-
-
-def original_of(release: Release, key: str | Path | None = None, original: str | None = None,
-                labels: str | None = None) -> MedMNISTData | FolderData:
-    """The clean dataset a release was made from, for the owner's own tools.
-
-    ``original`` (a dataset or folder, with ``labels`` for a CSV-labelled folder) is loaded and
-    checked to match the release; otherwise the key (``key``, default ``DIR.key`` beside the
-    release) restores it (in memory for ``.npz``, in a scratch folder for folders).
-    """
-    if original is not None:
-        data = load_directory(original, labels) if Path(original).is_dir() else load(original)
-        check_matches(release, data, original)
-        return data
-    if key is None and "input" in release.manifest and not default_key_path(release.path).exists():
-        return _recorded_original(release)  # a release written before keys: its manifest names the input
-    with Restoration(release.path, release.manifest, key) as restoration:
-        if restoration.record["format"] == "npz":
-            return restored_npz(release, restoration)
-        folder = Path(tempfile.mkdtemp(prefix="medshield-original-"))
-        restore_folder(release, restoration, folder / "original")
-    data = load_directory(str(folder / "original"), _restored_labels(folder / "original"))
-    weakref.finalize(data, shutil.rmtree, folder, ignore_errors=True)  # the scratch copy lives as long as the data
-    return data
-
-
-def check_matches(release: Release, data, spec: str) -> None:
-    """``--original`` must be the dataset the release was made from: same train images, within the bounds."""
-    ours, theirs = release.data.images("train"), data.images("train")
-    if ours.shape != theirs.shape or ours.dtype != theirs.dtype:
-        raise InputError(f"--original {spec}: train images {theirs.shape} {theirs.dtype} do not match the release's "
-                         f"{ours.shape} {ours.dtype}; give the dataset this release was made from")
-    measured = release.manifest["measured"]
-    if pixel_change(theirs, ours)["linf"] > measured.get("limit_linf", measured["linf"]):
-        raise InputError(f"--original {spec}: differs from the release by more than its radius; give the dataset this "
-                         "release was made from")
-
-
-def _recorded_original(release: Release) -> MedMNISTData | FolderData:
-    """A release written before keys existed names its input in the manifest; check it is unchanged."""
-    source = release.manifest["input"]
-    path = Path(source["path"])
-    missing = InputError(f"the original of {release.path} ({path}) is missing or changed; pass --original PATH")
-    if release.manifest.get("format") in ("folder", "dicom"):
-        if not path.is_dir():
-            raise missing
-        data = load_directory(str(path), source.get("labels"))
-        if data.fingerprint() != source["sha256"]:
-            raise missing
-        return data
-    if not path.is_file() or sha256_file(path) != source["sha256"]:
-        raise missing
-    return load(str(path))
-
-
-def _restored_labels(folder: Path) -> str | None:
-    labels = folder / LABELS_COPY
-    return str(labels) if labels.is_file() else None
-
-
 def restore(release_dir: str, out: str | Path, *, key: str | Path | None = None, overwrite: bool = False) -> Path:
     """Write the originals of a release to the new folder ``out`` with the release's key.
 
@@ -407,25 +333,6 @@ def evaluate(
     return report
 
 
-def utility(spec: str, segmentation_model: str | None = None, *, key: str | Path | None = None,
-            original: str | None = None, original_data=None) -> dict:
-    """Similarity of a release's train images to the originals (see evaluate.utility).
-
-    ``segmentation_model``: the owner's TorchScript network, for a second segmentation agreement.
-    The originals come from ``original_data`` (already opened), else as :func:`original_of` finds them.
-    """
-    segmenter = ModelSegmenter(segmentation_model) if segmentation_model else None
-    data, release = open_dataset(spec)
-    if release is None:
-        raise InputError(f"{spec} is not a release folder; utility compares a release with its original")
-    if original_data is None:
-        original_data = original_of(release, key, original)
-    report = utility_report(original_data.images("train"), data.images("train"), data.labels("train"),
-                            segmenter=segmenter, maximum=value_range(original_data))
-    return {"dataset": data.name, "source": str(spec), "method": release.manifest["method"],
-            "params": release.manifest["params"], "created": now_iso(), **report}
-
-
 def split_by_classes(results: dict, classes: list[int]) -> dict:
     """Test accuracy on the protected classes and on the others, for each training run."""
     split = {}
@@ -509,8 +416,6 @@ def grid(
     (out / "grid.json").write_text(json.dumps({"release": str(release_dir), "manifest": {k: release.manifest[k] for k in ("method", "params", "seed")},
                                                "preset": preset_name, "recipe_name": recipe_name, "precision": precision, "threads": threads, "machine": machine(), "versions": package_versions(),
                                                "cells": chosen_cells}, indent=2) + "\n")
-    from .report import grid_table
-
     (out / "grid.md").write_text(f"# {data.name}: {release.manifest['method']} release, victims x defenses (preset {preset_name}, recipe {recipe_name or 'of the preset'}, seed {seed}, {precision})\n\n"
                                  + grid_table(chosen_cells) + "\n")
     return chosen_cells

@@ -1,5 +1,7 @@
 """Reading, validating and writing datasets."""
 from .medmnist import MedMNISTData, flags_2d, load, resolve
-from .release import Release, read_release, write_release
+from .opening import open_dataset, original_of, read_release
+from .release import Release, write_release
 
-__all__ = ["MedMNISTData", "Release", "flags_2d", "load", "read_release", "resolve", "write_release"]
+__all__ = ["MedMNISTData", "Release", "flags_2d", "load", "open_dataset", "original_of", "read_release", "resolve",
+           "write_release"]

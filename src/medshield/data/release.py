@@ -139,17 +139,14 @@ def is_release(path: str | Path) -> bool:
     return (Path(path) / MANIFEST).is_file()
 
 
-def read_release(path: str | Path) -> Release:
-    """Open a release folder written by :func:`write_release`."""
+def read_npz_release(path: str | Path) -> Release:
+    """Open an ``.npz`` release folder written by :func:`write_release` (``data.opening.read_release``
+    opens either kind)."""
     folder = Path(path)
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
-        if manifest.get("format") in ("folder", "dicom"):
-            from .folder_release import read_folder_release
-
-            return read_folder_release(folder)
         dataset_file = folder / manifest["dataset_file"]
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{folder} is not a medshield release: cannot read {MANIFEST} ({exc.__class__.__name__})") from None
     return Release(path=folder, manifest=manifest, data=load(str(dataset_file)))
 

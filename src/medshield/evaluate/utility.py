@@ -33,7 +33,9 @@ from PIL import Image
 from skimage import filters, morphology
 from skimage.metrics import normalized_mutual_information, peak_signal_noise_ratio, structural_similarity
 
-from ..data.tensors import full_range, to_float, to_tensor
+from .._runtime import now_iso
+from ..data.opening import open_dataset, original_of
+from ..data.tensors import full_range, to_float, to_tensor, value_range
 from ..errors import InputError
 
 HASHES = {"ahash": imagehash.average_hash, "phash": imagehash.phash, "dhash": imagehash.dhash}
@@ -187,3 +189,22 @@ def utility_sample(original, released, sample: int = 1000, seed: int = 0) -> dic
     report = utility_report(np.asarray(original[rows]), np.asarray(released[rows]))
     means = {name: round(report["overall"][name]["mean"], 3) for name in ("ssim", "psnr", "phash", "nmi")}
     return {"images": len(rows), "of": n, "seed": seed, **means}
+
+
+def release_utility(spec: str, segmentation_model: str | None = None, *, key: str | Path | None = None,
+            original: str | None = None, original_data=None) -> dict:
+    """Similarity of a release's train images to the originals (``medshield utility``).
+
+    ``segmentation_model``: the owner's TorchScript network, for a second segmentation agreement.
+    The originals come from ``original_data`` (already opened), else as :func:`original_of` finds them.
+    """
+    segmenter = ModelSegmenter(segmentation_model) if segmentation_model else None
+    data, release = open_dataset(spec)
+    if release is None:
+        raise InputError(f"{spec} is not a release folder; utility compares a release with its original")
+    if original_data is None:
+        original_data = original_of(release, key, original)
+    report = utility_report(original_data.images("train"), data.images("train"), data.labels("train"),
+                            segmenter=segmenter, maximum=value_range(original_data))
+    return {"dataset": data.name, "source": str(spec), "method": release.manifest["method"],
+            "params": release.manifest["params"], "created": now_iso(), **report}

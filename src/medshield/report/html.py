@@ -13,7 +13,9 @@ import json
 from pathlib import Path
 
 from .._runtime import now_iso
+from ..data.opening import open_dataset, original_of
 from ..errors import InputError
+from ..evaluate.utility import release_utility
 from .choice import advice
 from .figures import comparison_grid, learning_curves, perturbation_map
 from .tables import BREAK_POINTS, FLOOR_POINTS, cell_verdict, utility_rows
@@ -90,17 +92,15 @@ def verdict(evaluation: dict) -> str:
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, segmentation_model: str | None = None, *,
                  key: str | Path | None = None, original: str | None = None) -> Path:
-    from .. import pipeline
-
     run_dir = Path(run_dir).expanduser().resolve()
-    data, release = pipeline.open_dataset(str(run_dir))
+    data, release = open_dataset(str(run_dir))
     if release is None:
         raise InputError(f"{run_dir} is not a release folder; report needs a folder written by 'medshield protect'")
-    original = pipeline.original_of(release, key, original)  # before anything is written: it may need a key
+    original = original_of(release, key, original)  # before anything is written: it may need a key
     out = Path(out) if out else run_dir.parent / f"{run_dir.name}-report"
     out.mkdir(parents=True, exist_ok=True)
     manifest = release.manifest
-    utility = pipeline.utility(str(run_dir), segmentation_model, original_data=original)
+    utility = release_utility(str(run_dir), segmentation_model, original_data=original)
     evaluations, grids = find_results(run_dir)
 
     sections = [f"<h1>{html.escape(data.name)}: {html.escape(manifest['method'].upper())} release</h1>",

@@ -1,0 +1,37 @@
+"""The package's modules form no import cycle: none imports one that imports it back, directly or
+through others, at the top or inside a function."""
+import ast
+from pathlib import Path
+
+import medshield
+
+ROOT = Path(medshield.__file__).parent
+
+
+def module_graph() -> dict[str, set[str]]:
+    files = {".".join(("medshield",) + f.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): f
+             for f in ROOT.rglob("*.py")}
+    graph = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module if not node.level else ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([node.module] if node.module else []))
+                targets |= {f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in node.names}
+            elif isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+        graph[name] = {t for t in targets if t in files and t != name}
+    return graph
+
+
+def test_no_import_cycles():
+    graph = module_graph()
+    assert len(graph) > 40  # the walk really saw the package
+
+    def reaches(start, goal, seen):
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in graph[start])
+
+    cycles = sorted(name for name in graph if reaches(name, name, {name}))
+    assert not cycles, f"modules on an import cycle: {cycles}"
