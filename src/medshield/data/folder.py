@@ -191,6 +191,7 @@ def _from_subfolders(root: Path) -> tuple[list[str], list[str], list[str]]:
             rel = path.relative_to(root)
             if len(rel.parts) < 2:
                 raise InputError(f"{path}: images must sit in one sub-folder per label (root/<label>/...), or give --labels FILE.csv")
+            check_inside(root, rel.as_posix(), str(path))  # a symlink out of the folder is refused like a CSV path
             files.append(rel.as_posix())
             labels.append(rel.parts[0])
     return files, labels, ["train"] * len(files)
