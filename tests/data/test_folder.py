@@ -273,6 +273,6 @@ def test_a_symlinked_image_pointing_outside_the_folder_is_refused(capsys, tmp_pa
     images, labels, _, _ = medmnist_images(medmnist_root, "breastmnist", 4)
     root, _ = make_folder(tmp_path, images, labels, ".png")
     Image.fromarray(images[0]).save(tmp_path / "elsewhere.png")
-    (root / "class_0" / "linked.png").symlink_to(tmp_path / "elsewhere.png")
+    (root / f"class_{labels[0]}" / "linked.png").symlink_to(tmp_path / "elsewhere.png")
     code, _, err = run(capsys, "protect", str(root), "--out", str(tmp_path / "x"))
     assert code == 2 and err.count("\n") == 1 and "outside" in err and not (tmp_path / "x").exists()
