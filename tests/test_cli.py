@@ -288,3 +288,18 @@ def test_an_unwritable_output_location_is_refused_before_any_work(capsys, tmp_pa
         out = "/proc/medshield-release"  # not writable, even for root
     code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(out), "--method", "random")
     assert code == 2 and err.count("\n") == 1 and ("not a folder" in err or "cannot write" in err), err
+
+
+def test_a_full_disk_while_writing_leaves_no_partial_release_and_one_line(capsys, tmp_path, tiny_npz, monkeypatch):
+    import errno
+
+    from medshield.data import release as release_module
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out"))
+
+    before = tiny_npz.read_bytes()
+    monkeypatch.setattr(release_module.np, "savez_compressed", full)
+    code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(tmp_path / "out"), "--method", "random", "--quiet")
+    assert code == 1 and err.count("\n") == 1 and "No space left on device" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.npz"] and tiny_npz.read_bytes() == before

@@ -305,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("medshield: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except OSError as exc:  # the machine, not the input: disk full, permissions, a vanished file
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"medshield: error: {exc.strerror or exc}{where}; no partial output was left", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
