@@ -1,11 +1,12 @@
 """A long protection's state on disk, so a killed run continues where it stopped.
 
-The work folder sits beside the output (``OUT.work``), never inside the published folder. It
-holds ``checkpoint/``: ``state.pt`` (tensors and plain values only: model, optimizer, schedule,
-random generator states, step counters; read back with ``weights_only=True``), one ``.npy`` per
-on-disk array (the noise, SALM's masks) and ``run.json`` (what the run is: inputs' fingerprint,
-method, parameters, seed, threads, precision). A new checkpoint is assembled under a temporary
-name and renamed over the old one, so a crash while saving leaves the previous checkpoint whole.
+The work folder sits beside the output (``OUT.work``), never inside the published folder. Each
+checkpoint is a folder ``checkpoint-N`` holding ``state.pt`` (tensors and plain values only:
+model, optimizer, schedule, random generator states, step counters; read back with
+``weights_only=True``), one ``.npy`` per on-disk array (the noise, SALM's masks) and ``run.json``
+(what the run is: inputs' fingerprint, method, parameters, seed, threads, precision). The file
+``latest`` names the newest complete one and is replaced atomically (``os.replace``) only after
+it is written, so a crash at any moment leaves a whole checkpoint to resume from.
 """
 from __future__ import annotations
 
@@ -34,10 +35,15 @@ class Checkpoint:
 
     def __init__(self, folder: Path, run: dict, every_s: float = 300.0):
         self.folder = Path(folder)
-        self.path = self.folder / "checkpoint"
         self.run = json.loads(json.dumps(run))  # as it reads back from run.json
         self.every_s = every_s
         self._last = time.monotonic()
+
+    @property
+    def path(self) -> Path:
+        """The newest complete checkpoint (named by ``latest``)."""
+        latest = self.folder / "latest"
+        return self.folder / latest.read_text().strip() if latest.is_file() else self.folder / "none"
 
     def exists(self) -> bool:
         return (self.path / "run.json").is_file()
@@ -57,22 +63,24 @@ class Checkpoint:
         return time.monotonic() - self._last >= self.every_s
 
     def save(self, state: dict, arrays: dict[str, ScratchArray]) -> None:
-        tmp = self.folder / f".checkpoint-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        torch.save(state, tmp / "state.pt")
+        previous = self.path
+        number = int(previous.name.rsplit("-", 1)[1]) + 1 if previous.name.startswith("checkpoint-") else 0
+        target = self.folder / f"checkpoint-{number}"
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        torch.save(state, target / "state.pt")
         for name, array in arrays.items():
-            target = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=array.dtype, shape=array.shape)
+            saved = np.lib.format.open_memmap(target / f"{name}.npy", mode="w+", dtype=array.dtype, shape=array.shape)
             for start in range(0, len(array), CHUNK):
-                target[start:start + CHUNK] = array[start:start + CHUNK]
-            target.flush()
-            del target
-        (tmp / "run.json").write_text(json.dumps(self.run, indent=1) + "\n")  # last: marks the checkpoint complete
-        old = self.folder / f".old-{os.getpid()}"
-        if self.path.exists():
-            self.path.rename(old)
-        tmp.rename(self.path)
-        shutil.rmtree(old, ignore_errors=True)
+                saved[start:start + CHUNK] = array[start:start + CHUNK]
+            saved.flush()
+            del saved
+        (target / "run.json").write_text(json.dumps(self.run, indent=1) + "\n")
+        pointer = self.folder / f".latest-{os.getpid()}"
+        pointer.write_text(target.name + "\n")
+        os.replace(pointer, self.folder / "latest")  # the switch to the new checkpoint: atomic
+        if previous.is_dir():
+            shutil.rmtree(previous, ignore_errors=True)
         self._last = time.monotonic()
 
     def load(self, arrays: dict[str, ScratchArray]) -> dict:
