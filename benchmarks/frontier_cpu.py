@@ -34,6 +34,15 @@ from medshield.report import markdown_table
 from medshield.report.choice import SUMMARY
 
 JOURNAL = RESULTS / "frontier_cpu.jsonl"
+# What the records cannot say about themselves (kept here so every rewrite of the table keeps it).
+NOTES = """Notes (2026-11-25 session): generation times of most cells were measured beside other work on the
+same 2 cores (test runs, a fresh-clone main job), so compare them loosely: bloodmnist em eps=8 seed 0
+(923 s) ran beside a 9-minute test run, seed 2 (1387 s) was paused for about 10 minutes while the
+main job ran; uncontended, EM at this preset generates in about 5 minutes, TAP in about 3 (the
+main job's TAP, alone: see README). Accuracies are unaffected (same seed and threads give the same
+bytes). The two reused pneumoniamnist cells (SP, Random) come from benchmarks/table1.py at commit
+2c6a301 (protection code of f7c1a7f, unchanged since for these network-free methods; fp32).
+"""
 PAPER_SALM_SSIM = 94.4  # Table 5: the utility the paper's SALM release keeps
 # slug -> (setting as reported, method, parameters on top of the cpu preset)
 SETTINGS = {
@@ -214,6 +223,7 @@ def write(records: list[dict]) -> None:
             f"Recommended: lowest mean accuracy among settings with mean SSIM >= {PAPER_SALM_SSIM} % (the paper's SALM release).\n\n"
             + markdown_table(["dataset", "setting", "seeds", "test acc %", "drop", "floor %", "SSIM %", "PSNR dB", "L0 %",
                               "generation s", "precision", "reused"], rows) + "\n")
+    text += "\n" + NOTES
     sweep = sorted((r for r in records if r["sweep"]), key=lambda r: (bool(r["params"].get("sparse")), r["params"]["k"]))
     if sweep:
         text += (f"\n## K sweep (paper Fig. 2 right): bloodmnist, {SWEEP_SUBSET}-image train subset, one seed\n\n"
