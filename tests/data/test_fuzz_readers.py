@@ -85,13 +85,13 @@ def test_an_npz_whose_member_is_not_an_array_is_refused(capsys, tmp_path):
 
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory):
-    """A two-class folder of 6 PNGs and 6 TIFFs made from the synthetic data."""
+    """A two-class folder of PNGs, TIFFs and JPEGs (4 each) made from the synthetic data."""
     root = tmp_path_factory.mktemp("images") / "owner"
     with np.load(synthetic_npz(root.parent / "src.npz", n_train=12, n_test=4), allow_pickle=False) as npz:
         images, labels = npz["train_images"], npz["train_labels"][:, 0]
     for i, (image, label) in enumerate(zip(images, labels)):
         (root / f"c{label}").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(root / f"c{label}" / f"{i:02d}{'.png' if i % 2 else '.tif'}")
+        Image.fromarray(image).save(root / f"c{label}" / f"{i:02d}{('.png', '.tif', '.jpg')[i % 3]}")
     return root
 
 
@@ -106,7 +106,7 @@ def protect_with_one_file_mutated(capsys, tmp_path_factory, source, pick, cut, f
 
 @FUZZ
 @given(pick=st.integers(0, 11), **MUTATIONS)
-def test_mutated_png_and_tiff_files(capsys, tmp_path_factory, image_folder, pick, cut, flips):
+def test_mutated_png_tiff_and_jpeg_files(capsys, tmp_path_factory, image_folder, pick, cut, flips):
     protect_with_one_file_mutated(capsys, tmp_path_factory, image_folder, pick, cut, flips)
 
 
