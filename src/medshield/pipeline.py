@@ -6,15 +6,12 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
-import weakref
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
 from ._runtime import machine, now_iso, package_versions, pick_device, sha256_file, use_threads
-from .bounds import pixel_change
 from .data.folder import FolderData
 from .data.folder_release import restore_folder, write_folder_release
 from .data.medmnist import MedMNISTData, load
@@ -24,7 +21,6 @@ from .data.restoration import Restoration
 from .data.sealing import check_key_path, default_key_path
 from .data.scratch import ScratchArray
 from .data.support import WithSupport
-from .data.tensors import value_range
 from .errors import InputError
 from .evaluate.defenses import parse_defense
 from .evaluate.train import Recipe, train_victim
