@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="salm", choices=list_protections(), help="protection method; 'medshield methods' lists each with its parameters")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder (and its key file)")
     p.add_argument("--resume", action="store_true", help="continue a killed run from its checkpoint in OUT.work (SALM, "
-                                                         "EM: saved every 5 minutes); same inputs and settings needed")
+                                                         "EM, TAP: saved every 5 minutes); same inputs and settings needed")
     p.add_argument("--key-out", help="where the key that restores the originals goes (default: OUT.key beside OUT); "
                                       "keep it private, never inside OUT")
     p.add_argument("--fraction", type=float, default=1.0, help="protect only this seeded random fraction of the train images")

@@ -85,7 +85,7 @@ def protect(
     owner's private record (input path and hash, machine, command) go to ``key_out`` (default
     ``out.key`` beside it).
 
-    SALM and EM save their state every ``checkpoint_every`` seconds and at stage boundaries into
+    SALM, EM and TAP save their state every ``checkpoint_every`` seconds and at stage boundaries into
     ``out.work`` beside the output (removed once the release is written); ``resume`` continues a
     killed run from it, to the same bytes. A checkpoint of other inputs or settings is refused.
     """

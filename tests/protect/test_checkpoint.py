@@ -29,10 +29,17 @@ def release_images(release) -> np.ndarray:
     return np.array(release.data.images("train"))
 
 
-@pytest.mark.parametrize("method, params", [("salm", {}), ("salm", {"sparse": True}), ("em", {"mode": "class"})])
-@pytest.mark.parametrize("kills_after", [3, 7, 9])  # source steps; stage boundary; final pass
+# 120 images in batches of 32: EM-type runs save after 6 source steps, at the boundary and after 4
+# final-pass batches; TAP after 8 source steps (2 epochs), at the boundary and after 4 poison batches.
+TAP_FAST = dict(source_epochs=2, width=4, batch_size=32, pgd_steps=2, restarts=2)
+RUNS = [("salm", FAST, (3, 7, 9)), ("salm", {**FAST, "sparse": True}, (3, 7, 9)), ("em", {**FAST, "mode": "class"}, (3, 7, 9)),
+        ("tap", TAP_FAST, (3, 9, 11))]  # killed in the source steps; at the stage boundary; in the last stage
+
+
+@pytest.mark.parametrize("method, params, kills_after",
+                         [(method, params, kill) for method, params, kills in RUNS for kill in kills])
 def test_a_killed_run_resumes_to_the_same_bytes(tmp_path, tiny_npz, monkeypatch, method, params, kills_after):
-    settings = dict(method=method, params={**FAST, **params}, seed=4, progress=False, checkpoint_every=0)
+    settings = dict(method=method, params=params, seed=4, progress=False, checkpoint_every=0)
     reference = release_images(pipeline.protect(str(tiny_npz), tmp_path / "whole", **settings))
     assert not work_folder(tmp_path / "whole").exists()  # removed once the release is written
 

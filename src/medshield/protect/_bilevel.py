@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ..models import create_model
 from ._augment import TRANSFORMS
+from ._checkpoint import restore_run, save_run
 from ._ops import project_linf
 from ._source import accuracy, signed_step, source_settings, train_source
 from ._storage import NoiseStore
@@ -124,17 +125,12 @@ class ErrorMinimizingLoop(Protection):
         checkpoint = self._checkpoint
         saved = {"stage": "source", "train": None, "final_done": 0}
         if checkpoint is not None and self._resume:  # continue a killed run: everything as it was when saved
-            saved = checkpoint.load(self._checkpoint_arrays())
-            model.load_state_dict(saved["model"])
-            generator.set_state(saved["generator"])
-            torch.set_rng_state(saved["torch_rng"])
-            self._log[:] = saved["log"]
+            saved = restore_run(checkpoint, model=model, generator=generator, log=self._log, arrays=self._checkpoint_arrays())
             self._restore_state(saved["extra"])
 
         def save(stage, train=None, final_done=0):
-            checkpoint.save({"stage": stage, "train": train, "final_done": final_done, "model": model.state_dict(),
-                             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "log": list(self._log),
-                             "extra": self._checkpoint_state()}, self._checkpoint_arrays())
+            save_run(checkpoint, model=model, generator=generator, log=self._log, arrays=self._checkpoint_arrays(),
+                     stage=stage, train=train, final_done=final_done, extra=self._checkpoint_state())
 
         def after_step(steps_done, train_state):
             if checkpoint is not None and checkpoint.due():

@@ -96,3 +96,19 @@ class Checkpoint:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def save_run(checkpoint: Checkpoint, *, model, generator, log: list, arrays: dict, **progress) -> None:
+    """Save what every model-based run holds (model, random states, log) beside its own ``progress``."""
+    checkpoint.save({**progress, "model": model.state_dict(), "generator": generator.get_state(),
+                     "torch_rng": torch.get_rng_state(), "log": list(log)}, arrays)
+
+
+def restore_run(checkpoint: Checkpoint, *, model, generator, log: list, arrays: dict) -> dict:
+    """Put a run back as :func:`save_run` left it; returns the saved state (its ``progress`` keys too)."""
+    saved = checkpoint.load(arrays)
+    model.load_state_dict(saved["model"])
+    generator.set_state(saved["generator"])
+    torch.set_rng_state(saved["torch_rng"])
+    log[:] = saved["log"]
+    return saved

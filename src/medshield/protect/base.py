@@ -117,7 +117,7 @@ class Protection:
 
         ``precision`` ("auto", "fp32", "bf16") is that of the networks a method trains and attacks.
         ``checkpoint`` (a :class:`~medshield.protect._checkpoint.Checkpoint`) makes the methods that
-        train a source model alongside the noise (SALM, EM) save their state as they go; ``resume``
+        train a source model (SALM, EM, TAP) save their state as they go; ``resume``
         continues from it, with the same bytes as a run that was never interrupted.
         """
         dev = pick_device(device)

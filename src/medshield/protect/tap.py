@@ -16,8 +16,10 @@ from tqdm.auto import tqdm
 
 from ..models import create_model
 from ._augment import TRANSFORMS
+from ._checkpoint import restore_run, save_run
 from ._ops import project_linf
 from ._source import accuracy, signed_step, source_settings, train_source
+from ._storage import NoiseStore
 from .base import Protection, check_range, register_protection
 
 
@@ -75,30 +77,70 @@ class TAP(Protection):
     def targets(y: torch.Tensor, num_classes: int) -> torch.Tensor:
         return (y + 1) % num_classes
 
-    def train_source_model(self, x, y, *, num_classes, generator, progress):
-        """The clean source model; ``x[index]`` gives a batch of float images (tensor or TrainImages)."""
-        model = create_model(self.arch, num_classes=num_classes, in_channels=x.shape[1], width=self.width,
-                             image_size=min(x.shape[-2:]), device=x.device, precision=self._precision)
+    def train_source_model(self, x, y, *, num_classes, generator, progress, model=None, resume=None, after_step=None):
+        """The clean source model; ``x[index]`` gives a batch of float images (tensor or TrainImages).
+
+        ``model`` continues training a given network; ``resume``/``after_step`` as in ``train_source``.
+        """
+        if model is None:
+            model = self.source_model(x, num_classes)
         steps = self.source_epochs * math.ceil(len(x) / self.batch_size)
         train_source(
             model, x, y, steps=steps, batch_size=self.batch_size, lr=self.lr,
             momentum=self.momentum, weight_decay=self.weight_decay, lr_decay=self.lr_decay,
             lr_milestones=self.lr_milestones, transform=TRANSFORMS[self.transform], generator=generator,
-            log=self._log, desc="tap source model (clean)", progress=progress,
+            log=self._log, desc="tap source model (clean)", progress=progress, resume=resume, after_step=after_step,
         )
         self._log.append({"source_train_accuracy": round(accuracy(model, lambda index: x[index], y), 4)})
         return model.eval()
 
-    def _perturb(self, x, y, *, num_classes, generator, progress):
-        model = self.train_source_model(x, y, num_classes=num_classes, generator=generator, progress=progress)
-        yield from self.craft(model, x, y, num_classes=num_classes, generator=generator, progress=progress)
+    def source_model(self, x, num_classes: int):
+        """An untrained source network for images like ``x``."""
+        return create_model(self.arch, num_classes=num_classes, in_channels=x.shape[1], width=self.width,
+                            image_size=min(x.shape[-2:]), device=x.device, precision=self._precision)
 
-    def craft(self, model, x, y, *, num_classes, generator, progress=False):
-        """Targeted PGD against ``model``, one batch at a time: yields (index, the batch's noise)."""
+    def _perturb(self, x, y, *, num_classes, generator, progress):
+        # With a checkpoint, the crafted noise is also kept on disk (whole levels: what the release
+        # rounds it to anyway), so a resumed run yields the batches crafted before the kill unchanged.
+        model, checkpoint = self.source_model(x, num_classes), self._checkpoint
+        crafted = NoiseStore(x.shape, self.eps_levels(x.maximum), x.maximum) if checkpoint is not None else None
+        arrays = {"noise": crafted.levels} if crafted is not None else {}
+        saved = {"stage": "source", "train": None, "crafted": 0}
+        if checkpoint is not None and self._resume:
+            saved = restore_run(checkpoint, model=model, generator=generator, log=self._log, arrays=arrays)
+
+        def save(stage, train=None, done=0):
+            save_run(checkpoint, model=model, generator=generator, log=self._log, arrays=arrays,
+                     stage=stage, train=train, crafted=done)
+
+        def after_step(steps_done, train_state):
+            if checkpoint is not None and checkpoint.due():
+                save("source", train_state())
+
+        if saved["stage"] == "source":
+            self.train_source_model(x, y, num_classes=num_classes, generator=generator, progress=progress, model=model,
+                                    resume=saved["train"], after_step=after_step)
+            if checkpoint is not None:  # a stage boundary
+                save("craft")
+        model.eval()
+        chunks = torch.arange(len(x), device=x.device).split(self.batch_size)
+        for index in chunks[:saved["crafted"]]:  # crafted before the run was killed
+            yield index, crafted.load(index, x.device)
+        poisons = self.craft(model, x, y, num_classes=num_classes, generator=generator, progress=progress, start=saved["crafted"])
+        for done, (index, best) in enumerate(poisons, start=saved["crafted"] + 1):
+            if checkpoint is not None:
+                crafted.store(index, best)
+                if checkpoint.due() or done == len(chunks):
+                    save("craft", done=done)
+            yield index, best
+
+    def craft(self, model, x, y, *, num_classes, generator, progress=False, start=0):
+        """Targeted PGD against ``model``, one batch at a time from batch ``start``: yields (index, the batch's noise)."""
         transform = TRANSFORMS[self.transform]
         target = self.targets(y, num_classes)
         chunks = torch.arange(len(x), device=x.device).split(self.batch_size)
-        for index in tqdm(chunks, desc="tap poisons", disable=not progress, leave=False):
+        for index in tqdm(chunks[start:], desc="tap poisons", disable=not progress, leave=False,
+                          initial=start, total=len(chunks)):
             xb, tb = x[index], target[index]
             best, best_loss = torch.zeros_like(xb), torch.full((len(index),), float("inf"), device=x.device)
             for _ in range(self.restarts):
