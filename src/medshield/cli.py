@@ -197,6 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="new folder for the originals")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
 
+    p = verbs.add_parser("verify", help="re-check a release: its files, sealing, nothing private, the bounds on its bytes",
+                         description="Re-check a release on its own before publishing or trusting it. Exit 0: every "
+                                     "check passed; 1: one failed.")
+    p.add_argument("release", help="release folder written by 'medshield protect'")
+    p.add_argument("--key", help="the release's key file, to check the bounds against the restored originals "
+                                 "(default: RELEASE.key beside the release, when there)")
+    p.add_argument("--original", help="the dataset the release was made from, instead of the key")
+    p.add_argument("--labels", help="labels CSV of an --original image folder")
+    p.add_argument("--json", help="also write the checks as JSON to this file")
+
     verbs.add_parser("methods", help="list protection methods and their defaults")
     return parser
 
@@ -292,6 +302,15 @@ def _run(args) -> int:
     if args.verb == "restore":
         print(f"wrote the originals of {args.release} to {pipeline.restore(args.release, args.out, key=args.key, overwrite=args.overwrite)}")
         return 0
+    if args.verb == "verify":
+        from .data.verification import verify_release
+
+        checks = verify_release(args.release, key=args.key, original=args.original, labels=args.labels)
+        _write_json(args.json, checks)
+        shown = {True: "ok", False: "FAILED", None: "not checked"}
+        for check in checks:
+            print(f"{shown[check['ok']]:>11}  {check['check']}: {check['detail']}")
+        return 1 if any(check["ok"] is False for check in checks) else 0
     raise AssertionError(args.verb)
 
 

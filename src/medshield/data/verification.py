@@ -1,0 +1,163 @@
+"""Re-check a release on its own, as its owner before publishing it or a recipient before trusting it.
+
+Four checks, each a row with ``ok`` True, False, or None (could not be checked without the key):
+
+- files: every file the manifest lists is in the folder with the SHA-256 it recorded;
+- sealed: ``restoration.sealed`` is there, sealed, and belongs to this release;
+- private: nothing in the folder would help undo the protection or name the owner: no key file,
+  no private record in the manifest, no absolute path or host name in the text files; with the
+  key also: neither the key nor the input's path in any file, no array equal to the originals or
+  the perturbation;
+- bounds: the released pixels differ from the originals by at most the radius and the L0 bound the
+  manifest states, measured on the bytes. With ``--original`` this compares against an independent
+  copy. With the key the originals are the release minus the sealed perturbation, so it checks
+  the perturbation sealed at writing; that the release still holds the bytes written is then the
+  files check (SHA-256s in the manifest), which someone who rewrites the manifest could defeat.
+"""
+from __future__ import annotations
+
+import base64
+import re
+import socket
+from pathlib import Path
+
+import numpy as np
+
+from .._runtime import sha256_file
+from ..bounds import pixel_change
+from ..errors import InputError
+from .medmnist import load
+from .opening import load_directory, original_of, read_release
+from .restoration import RESTORATION
+from .sealing import KEY_FORMAT, MAGIC, default_key_path, read_key_file
+
+PRIVATE_FIELDS = ("input", "command", "machine", "private")  # what the key file keeps and a manifest must not
+TEXT_SUFFIXES = (".json", ".csv", ".txt", ".md", ".yaml", ".yml")
+ABSOLUTE_PATH = re.compile(r'(?:^|["\s,=(])(/(?:home|Users|root|mnt|media|srv|data|work|tmp|var|opt)/[^"\s,]*|[A-Za-z]:\\[^"\s,]*)')
+
+
+def verify_release(path: str | Path, key: str | Path | None = None, original: str | None = None,
+                   labels: str | None = None) -> list[dict]:
+    """The checks' rows (``check``, ``ok``, ``detail``); the key beside the release is used when there."""
+    release = read_release(path)
+    folder, manifest = release.path, release.manifest
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    if key is None and original is None and default_key_path(folder).is_file():
+        key = default_key_path(folder)
+    secrets = []
+    if key is not None:
+        content = read_key_file(key)
+        secrets = [content["key"], base64.b64encode(content["key"])]
+        secrets += [path.encode() for path in [content.get("private", {}).get("input", {}).get("path")] if path]
+    rows = [_files(folder, manifest), _sealed(folder, manifest), _private(folder, manifest, files, secrets)]
+    if key is None and original is None:
+        rows.append(row("bounds", None, "not checked: pass --key (the release's key) or --original (its input)"))
+        return rows
+    clean = original_of(release, key).images("train") if original is None else _given(original, labels, release)
+    rows.append(_bounds(release, clean))
+    if not manifest.get("format"):  # an .npz release: its arrays are readable by anyone
+        rows.append(_arrays(files, clean, release.data.images("train")))
+    return rows
+
+
+def row(check: str, ok: bool | None, detail: str) -> dict:
+    return {"check": check, "ok": ok, "detail": detail}
+
+
+def _given(original: str, labels: str | None, release):
+    """The train images of ``--original``, unchecked beyond their shape: how far they are is the check."""
+    data = load_directory(original, labels) if Path(original).is_dir() else load(original)
+    images, released = data.images("train"), release.data.images("train")
+    if images.shape != released.shape or images.dtype != released.dtype:
+        raise InputError(f"--original {original}: train images {images.shape} {images.dtype} do not match the release's "
+                         f"{released.shape} {released.dtype}; give the dataset this release was made from")
+    return images
+
+
+def _files(folder: Path, manifest: dict) -> dict:
+    listed = manifest.get("files") or {}
+    missing, changed = [], []
+    for rel, digest in listed.items():
+        target = (folder / rel).resolve()
+        if folder.resolve() not in target.parents or not target.is_file():
+            missing.append(rel)
+        elif sha256_file(target) != digest:
+            changed.append(rel)
+    if not listed:
+        return row("files", False, "the manifest lists no files")
+    if missing or changed:
+        return row("files", False, f"{len(missing)} missing (e.g. {(missing or ['-'])[0]}), "
+                                   f"{len(changed)} changed since written (e.g. {(changed or ['-'])[0]})")
+    return row("files", True, f"{len(listed)} listed files present, SHA-256 as recorded")
+
+
+def _sealed(folder: Path, manifest: dict) -> dict:
+    sealed = folder / RESTORATION
+    if not sealed.is_file():
+        return row("sealed", False, f"no {RESTORATION}: this release cannot be restored, or predates keys")
+    with open(sealed, "rb") as handle:
+        header = handle.read(len(MAGIC) + 16)
+    if not header.startswith(MAGIC):
+        return row("sealed", False, f"{RESTORATION} is not sealed: it may reveal the perturbation; do not publish it")
+    if header[len(MAGIC):].hex() != manifest.get("release_id"):
+        return row("sealed", False, f"{RESTORATION} belongs to another release than the manifest's")
+    return row("sealed", True, f"{RESTORATION} sealed (AES-256-GCM) for release {manifest.get('release_id')}")
+
+
+def _private(folder: Path, manifest: dict, files: list[Path], secrets: list[bytes]) -> dict:
+    found = [f"manifest field {name!r}" for name in PRIVATE_FIELDS if name in manifest]
+    host = socket.gethostname()
+    for path in files:
+        rel = path.relative_to(folder).as_posix()
+        if path.suffix == ".key":
+            found.append(f"key file {rel}")
+            continue
+        if path.suffix in TEXT_SUFFIXES:
+            text = path.read_text(errors="replace")
+            if KEY_FORMAT in text:
+                found.append(f"a key in {rel}")
+            if match := ABSOLUTE_PATH.search(text):
+                found.append(f"absolute path {match.group(1)[:60]!r} in {rel}")
+            if host and re.search(rf"\b{re.escape(host)}\b", text):
+                found.append(f"this machine's name in {rel}")
+        if secrets and path.name != RESTORATION:
+            content = path.read_bytes()
+            found += [f"the key or the input's path in {rel}" for secret in secrets if secret in content][:1]
+    if found:
+        return row("private", False, "; ".join(found[:4]) + (f" (+{len(found) - 4} more)" if len(found) > 4 else ""))
+    scope = "key, input path, " if secrets else ""
+    return row("private", True, f"no {scope}key file, private field, absolute path or host name in {len(files)} files")
+
+
+def _bounds(release, original) -> dict:
+    measured = release.manifest.get("measured") or {}
+    limit_linf, limit_l0 = measured.get("limit_linf"), measured.get("limit_l0", 1.0)
+    now = pixel_change(original, release.data.images("train"))
+    if limit_linf is None:
+        return row("bounds", False, "the manifest states no radius (measured.limit_linf)")
+    within = now["linf"] <= limit_linf and now["changed_positions_max"] <= limit_l0 * now["positions_per_image"]
+    detail = (f"L-inf {now['linf']} (limit {limit_linf}), at most {100 * now['l0_max']:.1f} % of positions changed "
+              f"(limit {100 * limit_l0:g} %), on the released bytes")
+    if not within and measured.get("lossy_jpeg_output"):
+        return row("bounds", None, detail + "; JPEG re-encoding moves pixels beyond the bound (pass --jpeg-as-png)")
+    return row("bounds", within, detail)
+
+
+def _arrays(files: list[Path], original, released) -> dict:
+    """No array a stranger can read equals the original train images or the perturbation."""
+    original, released = np.asarray(original), np.asarray(released)
+    perturbation = released.astype(np.int32) - original
+    for path in (p for p in files if p.suffix in (".npz", ".npy")):
+        try:
+            if path.suffix == ".npy":
+                arrays = {"": np.load(path, allow_pickle=False)}
+            else:
+                with np.load(path, allow_pickle=False) as content:
+                    arrays = {k: content[k] for k in content.files}
+        except (ValueError, OSError, EOFError):
+            continue  # not an array a stranger could read either
+        for name, array in arrays.items():
+            if array.shape == original.shape and (np.array_equal(array, original) or np.array_equal(array, perturbation)):
+                return row("arrays", False, f"{path.name}:{name} holds the original train images or the perturbation")
+    return row("arrays", True, "no readable array equals the original train images or the perturbation")
+
