@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from .data.folder import FolderData
 from .data.folder_release import restore_folder, write_folder_release
 from .data.medmnist import MedMNISTData, load
 from .data.opening import load_directory, open_dataset, original_of
-from .data.release import Release, check_output_dir, move_into_place, restored_npz, write_release
+from .data.release import Release, check_output_dir, move_into_place, restored_npz, staging_folder, write_release
 from .data.restoration import Restoration
 from .data.sealing import check_key_path, default_key_path
 from .data.scratch import ScratchArray
@@ -111,7 +110,10 @@ def protect(
     check_output_dir(out, [data.path], overwrite)  # fail before hours of work, not after
     check_classes(data, dataset, method, support)
     key_path = Path(key_out) if key_out else default_key_path(out)
-    check_key_path(key_path, Path(out), overwrite)
+    # A run killed while publishing leaves its key without its release: resuming replaces that key
+    # (the run itself was allowed to write there, or it would not have started).
+    replace = overwrite or (resume and not Path(out).exists())
+    check_key_path(key_path, Path(out), replace)
     selected = select_for_protection(data, fraction, classes, seed)
     fingerprint = data.fingerprint() if isinstance(data, FolderData) else sha256_file(data.path)
     checkpoint = Checkpoint(work_folder(out), {
@@ -167,11 +169,11 @@ def protect(
     }
     if isinstance(data, FolderData):
         release = write_folder_release(out, data, released, manifest, max_linf=result.max_linf, max_l0=result.max_l0,
-                                       overwrite=overwrite, labels_csv=labels, jpeg_as_png=jpeg_as_png, key_out=key_path,
+                                       overwrite=replace, labels_csv=labels, jpeg_as_png=jpeg_as_png, key_out=key_path,
                                        private=private, measure_utility=utility_sample)
     else:
         release = write_release(out, data, released.mapped(), manifest, max_linf=result.max_linf, max_l0=result.max_l0,
-                                overwrite=overwrite, key_out=key_path, private=private, measure_utility=utility_sample)
+                                overwrite=replace, key_out=key_path, private=private, measure_utility=utility_sample)
     checkpoint.remove()  # the release is complete: nothing left to resume
     return release
 
@@ -235,12 +237,9 @@ def restore(release_dir: str, out: str | Path, *, key: str | Path | None = None,
         raise InputError(f"{release_dir} is not a release folder written by 'medshield protect'")
     target = check_output_dir(out, [release.path], overwrite)
     with Restoration(release.path, release.manifest, key) as restoration:
-        tmp = target.parent / f".{target.name}.partial-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = staging_folder(target)
         try:
             if restoration.record["format"] == "npz":
-                tmp.mkdir()
                 restored = restored_npz(release, restoration)
                 np.savez_compressed(tmp / f"{restored.name}.npz", **restored.arrays)
             else:

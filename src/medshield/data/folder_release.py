@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from .._runtime import sha256_file
 from ..bounds import pixel_change
 from ..errors import InputError
 from .folder import load_folder
-from .release import MANIFEST, Release, check_output_dir, publish
+from .release import MANIFEST, Release, check_output_dir, publish, staging_folder
 from .restoration import RESTORATION, Restoration, restore_rows, write_restoration
 from .scratch import ScratchArray
 from .sealing import check_key_path, default_key_path
@@ -57,10 +56,7 @@ def write_folder_release(
     if jpeg_inputs:
         log.warning("%d JPEG training images are re-encoded as JPEG, which weakens the perturbation; "
                     "pass --jpeg-as-png to write them as PNG", len(jpeg_inputs))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp = staging_folder(out)
     try:
         names, changed = {}, {}
         for path in sorted(source.path.rglob("*")):
@@ -135,7 +131,7 @@ def restore_folder(release: Release, restoration: Restoration, dest: Path) -> No
         raise InputError(f"{release.path}: its train images are not those the restoration data was sealed with")
     order = np.array([position[rel] for rel in files], dtype=np.int64)
     released = data.image_store("train")
-    dest.mkdir(parents=True)
+    dest.mkdir(parents=True, exist_ok=True)
     for path in sorted(release.path.rglob("*")):
         rel = path.relative_to(release.path).as_posix()
         if path.is_dir():

@@ -64,6 +64,17 @@ def check_writable(path: Path, what: str) -> None:
         raise InputError(f"{what}: cannot write in {parent} ({exc.strerror}); choose a writable location") from None
 
 
+def staging_folder(out: Path) -> Path:
+    """A new, empty folder beside ``out`` to assemble it in, named to be hidden; the leftovers of
+    runs killed while writing to ``out`` (nothing cleans up after SIGKILL) are removed first."""
+    for stale in out.parent.glob(f".{out.name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    tmp.mkdir()
+    return tmp
+
+
 def move_into_place(tmp: Path, out: Path) -> None:
     """Replace ``out`` by the finished ``tmp`` folder with renames only (no half-written state)."""
     if out.exists():
@@ -107,10 +118,7 @@ def write_release(
     original = source.images("train")
     if protected_train.shape != original.shape or protected_train.dtype != np.uint8:
         raise ValueError("protected images must have the original train images' shape and uint8 dtype")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp = staging_folder(out)
     try:
         dataset_file = tmp / f"{source.name}.npz"
         np.savez_compressed(dataset_file, **{**source.arrays, "train_images": protected_train})
