@@ -1,0 +1,69 @@
+"""The fuzzed reader suite at length: many more mutated files than CI tries, and what became of each.
+
+    python benchmarks/fuzz_readers.py [--examples 500]
+
+Runs ``tests/data/test_fuzz_readers.py`` with ``--examples`` cases per fuzzed test (CI: 30) and
+tallies the outcome every case logs: read and protected (the mutation was harmless), rejected
+with exit 2 and one line, or anything else (a traceback, several lines, an output left behind),
+which is a failure. Writes results/fuzz_readers.md/.json with the command, machine and date.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import RESULTS, context, read_jsonl
+from medshield.report import markdown_table
+
+SUITE = Path(__file__).resolve().parents[1] / "tests" / "data" / "test_fuzz_readers.py"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=500, help="cases per fuzzed test (CI runs 30)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        log = Path(scratch) / "cases.jsonl"
+        env = {**os.environ, "MEDSHIELD_FUZZ_EXAMPLES": str(args.examples), "MEDSHIELD_FUZZ_LOG": str(log)}
+        start = time.perf_counter()
+        run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(SUITE)],
+                             env=env, capture_output=True, text=True, cwd=SUITE.parents[2])
+        seconds = time.perf_counter() - start
+        cases = read_jsonl(log)
+    outcome = collections.Counter()
+    by_input = collections.defaultdict(collections.Counter)
+    for case in cases:
+        kind = ("read and protected" if case["exit"] == 0 else
+                "rejected, one line" if case["exit"] == 2 and case["lines"] == 1 and not case["output_left"] else "FAILED")
+        outcome[kind] += 1
+        by_input[case["input"]][kind] += 1
+    messages = collections.Counter(re.sub(r"(/[^\s:/]+)+/", "", c["error"].removeprefix("medshield: error: "))[:100]
+                                   for c in cases if c["exit"] == 2)  # temporary folders left out
+    result = {**context(), "examples_per_test": args.examples, "cases": len(cases), "outcomes": dict(outcome),
+              "by_input": {k: dict(v) for k, v in by_input.items()}, "pytest_exit": run.returncode,
+              "seconds": round(seconds), "top_errors": messages.most_common(12)}
+    (RESULTS / "fuzz_readers.json").write_text(json.dumps(result, indent=2) + "\n")
+    kinds = ["read and protected", "rejected, one line", "FAILED"]
+    rows = [[name, *(counts.get(k, 0) for k in kinds)] for name, counts in sorted(by_input.items())]
+    rows.append(["all", *(outcome.get(k, 0) for k in kinds)])
+    text = (f"# Fuzzed readers\n\n`{result['command']}` at commit {result['commit']}, {result['date']}, "
+            f"{result['cpu']}: {len(cases)} mutated inputs ({args.examples} per fuzzed test) in {seconds:.0f} s; "
+            f"pytest exit {run.returncode}.\n\n" + markdown_table(["input", *kinds], rows) +
+            "\n\nMost frequent rejections (one line each, exit 2):\n\n" +
+            "\n".join(f"- {count} x {message}" for message, count in messages.most_common(12)) + "\n")
+    if run.returncode:
+        text += "\nFailures, as pytest reported them:\n\n```\n" + run.stdout[-4000:] + "\n```\n"
+    (RESULTS / "fuzz_readers.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
