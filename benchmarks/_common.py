@@ -1,7 +1,6 @@
 """Helpers shared by the benchmark scripts: data location, machine line, result files."""
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -49,13 +48,3 @@ def context() -> dict:
         commit = "unknown"
     return {"command": " ".join([Path(sys.executable).name] + sys.argv), "date": now_iso(), "commit": commit,
             "machine": machine(), "cpu": platform.processor() or platform.machine()}
-
-
-def append_jsonl(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        handle.write(json.dumps(record) + "\n")
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []

@@ -23,17 +23,18 @@ import statistics
 
 import torch
 
-from _common import RESULTS, append_jsonl, context, data_root, read_jsonl, subset, with_train_images
+from _common import RESULTS, context, data_root, subset, with_train_images
 from medshield import pipeline
 from medshield.data.medmnist import load
-from medshield.evaluate import train_victim
+from medshield.evaluate import Recipe, train_victim
+from medshield.evaluate.journal import Journal
 from medshield.evaluate.utility import utility_report
 from medshield.presets import preset
 from medshield.protect import create_protection
 from medshield.report import markdown_table
 from medshield.report.choice import SUMMARY
 
-JOURNAL = RESULTS / "frontier_cpu.jsonl"
+JOURNAL = Journal(RESULTS / "frontier_cpu.jsonl")
 # What the records cannot say about themselves (kept here so every rewrite of the table keeps it).
 NOTES = """Notes (2026-11-25 session): generation times of most cells were measured beside other work on the
 same 2 cores (test runs, a fresh-clone main job), so compare them loosely: bloodmnist em eps=8 seed 0
@@ -91,7 +92,7 @@ def measure(original, released) -> dict:
 def run_cell(dataset: str, slug: str, seed: int, data, args, sweep: bool) -> dict:
     setting, method, params, *victim = SETTINGS[slug]
     record = {**cell_key(dataset, slug, seed, args, sweep), "setting": setting, "method": method, "sweep": sweep, **context()}
-    recipe = pipeline.victim_recipe("cpu", victim[0] if victim else None)
+    recipe = Recipe.named("cpu", victim[0] if victim else None)
     train = data
     if method == "clean":
         record.update(ssim=100.0, psnr=float("inf"), l0=0.0, generation_s=0.0)
@@ -271,13 +272,13 @@ def main():
     parser.add_argument("--write-only", action="store_true", help="rewrite the tables and figures from the journal")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    journal = read_jsonl(JOURNAL)
+    journal = JOURNAL.records()
     have = {(r["dataset"], r["slug"], r["seed"]) for r in journal}
     for cell in reused_cells(args):
         if (cell["dataset"], cell["slug"], cell["seed"]) not in have:
-            append_jsonl(JOURNAL, cell)
+            JOURNAL.append(cell)
     if args.write_only:
-        return write(read_jsonl(JOURNAL))
+        return write(JOURNAL.records())
     datasets = ["bloodmnist"] if args.sweep else args.datasets.split(",")
     slugs = ([f"salm-k{k:.2f}" for k in SWEEP_K] + [f"salm-sparse-k{k:.2f}" for k in SWEEP_K]) if args.sweep else args.settings.split(",")
     unknown = [s for s in slugs if s not in SETTINGS]
@@ -290,11 +291,11 @@ def main():
         for seed in (int(s) for s in args.seeds.split(",")):
             for slug in slugs:
                 key = cell_key(dataset, slug, seed, args, args.sweep)
-                if any({k: r.get(k) for k in key} == key for r in read_jsonl(JOURNAL)):
+                if JOURNAL.has(key):
                     continue
                 record = run_cell(dataset, slug, seed, data, args, args.sweep)
-                append_jsonl(JOURNAL, record)
-                write(read_jsonl(JOURNAL))
+                JOURNAL.append(record)
+                write(JOURNAL.records())
                 print(json.dumps({k: record.get(k) for k in ("dataset", "setting", "seed", "test_accuracy", "ssim", "generation_s")}),
                       flush=True)
 

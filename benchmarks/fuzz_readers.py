@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import RESULTS, context, read_jsonl
+from _common import RESULTS, context
+from medshield.evaluate.journal import Journal
 from medshield.report import markdown_table
 
 SUITE = Path(__file__).resolve().parents[1] / "tests" / "data" / "test_fuzz_readers.py"
@@ -37,7 +38,7 @@ def main() -> None:
         run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(SUITE)],
                              env=env, capture_output=True, text=True, cwd=SUITE.parents[2])
         seconds = time.perf_counter() - start
-        cases = read_jsonl(log)
+        cases = Journal(log).records()
     outcome = collections.Counter()
     by_input = collections.defaultdict(collections.Counter)
     for case in cases:

@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from _common import RESULTS, append_jsonl, context, read_jsonl
+from _common import RESULTS, context
+from medshield.evaluate.journal import Journal
 from medshield.report import markdown_table
 
 SIZE = 224
@@ -92,13 +93,13 @@ def gib(count: int) -> str:
 
 def write(record: dict, results: Path) -> None:
     results.mkdir(parents=True, exist_ok=True)
-    append_jsonl(results / "memory_224.jsonl", record)
+    Journal(results / "memory_224.jsonl").append(record)
     (results / "memory_224.json").write_text(json.dumps(record, indent=2) + "\n")
     render(results)
 
 
 def render(results: Path) -> None:
-    runs = read_jsonl(results / "memory_224.jsonl")
+    runs = Journal(results / "memory_224.jsonl").records()
     record = runs[-1]
     rows = [[
         r["n"], f"{SIZE}x{SIZE}x{r['channels']}", r["method"], r["preset"], r["steps"] or "preset's",

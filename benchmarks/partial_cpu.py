@@ -17,10 +17,11 @@ import json
 import numpy as np
 import torch
 
-from _common import RESULTS, append_jsonl, context, read_jsonl, with_train_images
+from _common import RESULTS, context, with_train_images
 from medshield import pipeline
 from medshield.data.opening import open_dataset, original_of
-from medshield.evaluate import train_victim
+from medshield.evaluate import Recipe, train_victim
+from medshield.evaluate.journal import Journal
 from medshield.report import markdown_table
 from medshield.report.tables import fmt_pct
 
@@ -58,9 +59,9 @@ def main():
         raise SystemExit(f"{release_dir} is not a release; run benchmarks/salm_cpu.py first")
     original = original_of(manifest)
     seed = manifest.manifest["seed"]
-    recipe = pipeline.victim_recipe(args.preset, None)
+    recipe = Recipe.named(args.preset, None)
     journal = RESULTS / f"partial_{args.preset}.jsonl"
-    records = [r for r in read_jsonl(journal) if r["dataset"] == args.dataset]
+    records = [r for r in Journal(journal).records() if r["dataset"] == args.dataset]
     done = {r["fraction"] for r in records}
     for fraction in (float(f) for f in args.fractions.split(",")):
         if fraction in done:
@@ -73,7 +74,7 @@ def main():
                   "preset": args.preset, "seed": seed, "release": release_dir.name,
                   **{k: result[k] for k in ("test_accuracy", "balanced_accuracy", "auc", "peak_test_accuracy", "majority_floor",
                                             "train_seconds", "recipe", "history")}, **ctx}
-        append_jsonl(journal, record)
+        Journal(journal).append(record)
         records.append(record)
         write(records, args.preset, args.dataset)
         print(args.dataset, fraction, f"{record['test_accuracy']:.3f}", flush=True)

@@ -18,16 +18,17 @@ import statistics
 
 import torch
 
-from _common import RESULTS, append_jsonl, context, data_root, read_jsonl, subset, with_train_images
+from _common import RESULTS, context, data_root, subset, with_train_images
 from medshield import pipeline
 from medshield.bounds import pixel_change
 from medshield.data.medmnist import load
-from medshield.evaluate import train_victim
+from medshield.evaluate import Recipe, train_victim
+from medshield.evaluate.journal import Journal
 from medshield.presets import preset
 from medshield.protect import create_protection
 from medshield.report import markdown_table
 
-JOURNAL = RESULTS / "precision_cpu.jsonl"
+JOURNAL = Journal(RESULTS / "precision_cpu.jsonl")
 
 
 def cell_key(method: str, precision: str, seed: int, args) -> dict:
@@ -36,7 +37,7 @@ def cell_key(method: str, precision: str, seed: int, args) -> dict:
 
 
 def run_cell(method, precision, seed, data, args) -> dict:
-    recipe = pipeline.victim_recipe("cpu", None)
+    recipe = Recipe.named("cpu", None)
     record = {**cell_key(method, precision, seed, args), **context()}
     if method == "clean":
         trained = train_victim(data, data, recipe, seed=seed, progress=False, precision="fp32")
@@ -103,12 +104,11 @@ def main():
         cells = [(m, p) for m, p in cells if (f"{m}:{p}" if m != "clean" else "clean") in args.only]
     for seed in seeds:
         for method, precision in cells:
-            done = [{k: r[k] for k in cell_key("", "", 0, args)} for r in read_jsonl(JOURNAL)]
-            if cell_key(method, precision, seed, args) in done:
+            if JOURNAL.has(cell_key(method, precision, seed, args)):
                 continue
             record = run_cell(method, precision, seed, data, args)
-            append_jsonl(JOURNAL, record)
-            write(read_jsonl(JOURNAL), args)
+            JOURNAL.append(record)
+            write(JOURNAL.records(), args)
             print(json.dumps({k: record.get(k) for k in ("method", "precision", "seed", "test_accuracy", "generation_s")}), flush=True)
 
 

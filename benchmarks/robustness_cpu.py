@@ -20,8 +20,9 @@ import os
 import torch
 from medmnist import INFO
 
-from _common import RESULTS, context, read_jsonl
+from _common import RESULTS, context
 from medshield import pipeline
+from medshield.evaluate.journal import Journal
 from medshield.report import markdown_table
 from medshield.report.tables import BREAK_POINTS, FLOOR_POINTS, cell_verdict, crop_gaps, fmt_pct
 
@@ -209,7 +210,7 @@ def main():
     restore_journals(journals, args.preset)
 
     def load_all():  # every dataset's journal, so a lane's tables include the other lane's cells
-        return {flag: read_jsonl(journals[flag]) for flag in DATASETS if journals[flag].exists() or flag in flags}
+        return {flag: Journal(journals[flag]).records() for flag in DATASETS if journals[flag].exists() or flag in flags}
 
     write(load_all(), wanted, ctx, args.preset, args.note)
     if args.render_only:

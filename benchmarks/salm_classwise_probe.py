@@ -14,10 +14,11 @@ import argparse
 
 import torch
 
-from _common import RESULTS, append_jsonl, context, data_root, subset, with_train_images
+from _common import RESULTS, context, data_root, subset, with_train_images
 from medshield.bounds import pixel_change
 from medshield.data import load
 from medshield.evaluate import Recipe, train_victim
+from medshield.evaluate.journal import Journal
 from medshield.protect.em import EM
 from medshield.protect.salm import SALM
 
@@ -54,7 +55,7 @@ def main():
               "params": result.params, "generation_s": round(result.seconds, 1),
               "change": pixel_change(data.images("train"), result.images),
               **{k: victim[k] for k in ("test_accuracy", "peak_test_accuracy", "balanced_accuracy", "majority_floor")}}
-    append_jsonl(RESULTS / "salm_classwise_probe.jsonl", record)
+    Journal(RESULTS / "salm_classwise_probe.jsonl").append(record)
     print(record["variant"], record["test_accuracy"], record["generation_s"], flush=True)
 
 

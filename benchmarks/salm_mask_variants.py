@@ -16,10 +16,11 @@ import json
 
 import torch
 
-from _common import RESULTS, append_jsonl, context, data_root, read_jsonl, subset, with_train_images
+from _common import RESULTS, context, data_root, subset, with_train_images
+from medshield.bounds import pixel_change
 from medshield.data import load
 from medshield.evaluate import Recipe, train_victim
-from medshield.bounds import pixel_change
+from medshield.evaluate.journal import Journal
 from medshield.protect import create_protection
 from medshield.report import markdown_table
 
@@ -37,7 +38,7 @@ VARIANTS = {
     "fixed-width8-2x-steps": {"mask": "fixed", "width": 8, "steps": "2x"},
     "clean": None,
 }
-JSONL = RESULTS / "salm_mask_variants.jsonl"
+JSONL = Journal(RESULTS / "salm_mask_variants.jsonl")
 
 
 def run(args):
@@ -64,12 +65,12 @@ def run(args):
         victim = train_victim(train, data, recipe, seed=args.seed, progress=False)
         record.update({k: victim[k] for k in ("test_accuracy", "peak_test_accuracy", "balanced_accuracy", "majority_floor", "train_seconds")})
         record["victim_recipe"] = victim["recipe"]
-        append_jsonl(JSONL, record)
+        JSONL.append(record)
         print(name, record["test_accuracy"], record["generation_s"], flush=True)
 
 
 def summarize(_args):
-    records = read_jsonl(JSONL)
+    records = JSONL.records()
     rows = []
     for r in records:
         p = r.get("params", {})

@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import RESULTS, append_jsonl, context, data_root, read_jsonl, with_train_images
+from _common import RESULTS, context, data_root, with_train_images
 from medshield import pipeline
 from medshield.data.medmnist import load
-from medshield.evaluate import train_victim
+from medshield.evaluate import Recipe, train_victim
+from medshield.evaluate.journal import Journal
 
-JOURNAL = RESULTS / "support_cpu.jsonl"
+JOURNAL = Journal(RESULTS / "support_cpu.jsonl")
 # Appendix D.2 (DermaMNIST, ResNet-18): melanoma protected with 5 support classes, and all classes merged.
 PAPER = {"b": "melanoma alone: 9.9 % (PathMNIST support), 8.1 % (general images)", "a": "all classes merged: 10.3 %"}
 
@@ -44,7 +45,7 @@ def protect_held(dataset: str, held: list[int], seed: int, args, work: Path) -> 
 
 
 def victim(train_images, data, seed, args) -> dict:
-    recipe = pipeline.victim_recipe("cpu", args.victim)
+    recipe = Recipe.named("cpu", args.victim)
     return train_victim(with_train_images(data, train_images), data, recipe, seed=seed, progress=False, precision="fp32")
 
 
@@ -110,7 +111,6 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = load(args.dataset, str(data_root()))
-    key = ("scenario", "owner_classes", "seed", "method", "support", "params", "victim_overrides", "threads")
     with tempfile.TemporaryDirectory(prefix="medshield-support-") as work:
         for seed in map(int, args.seeds.split(",")):
             for scenario in args.scenarios.split(","):
@@ -119,11 +119,11 @@ def main():
                     wanted = {"scenario": scenario, "owner_classes": owner or ([] if scenario == "clean" else list(range(data.num_classes))),
                               "seed": seed, "method": args.method, "support": args.support, "params": args.params,
                               "victim_overrides": args.victim, "threads": args.threads}
-                    if any({k: r.get(k) for k in key} == wanted for r in read_jsonl(JOURNAL)):
+                    if JOURNAL.has(wanted):
                         continue
                     record = run(scenario, owner, seed, data, args, Path(work))
-                    append_jsonl(JOURNAL, record)
-                    write(read_jsonl(JOURNAL))
+                    JOURNAL.append(record)
+                    write(JOURNAL.records())
                     print(json.dumps({k: record.get(k) for k in ("scenario", "owner_classes", "seed", "test_accuracy",
                                                                  "owner_class_accuracy")}), flush=True)
 

@@ -18,8 +18,9 @@ import time
 
 import torch
 
-from _common import RESULTS, append_jsonl, context, data_root, read_jsonl
+from _common import RESULTS, context, data_root
 from medshield import pipeline
+from medshield.evaluate.journal import Journal
 from medshield.report import markdown_table
 
 DATASETS = ("bloodmnist", "pneumoniamnist", "breastmnist", "retinamnist")
@@ -162,7 +163,7 @@ def main():
     torch.set_num_threads(args.threads)
     root, ctx = data_root(), context()
     jsonl = RESULTS / f"table1_{args.preset}.jsonl"
-    records = [r for r in read_jsonl(jsonl) if r["seed"] == args.seed]
+    records = [r for r in Journal(jsonl).records() if r["seed"] == args.seed]
     if args.render_only:
         write(records, args.preset, args.note)
         return
@@ -175,7 +176,7 @@ def main():
             cell = from_salm_cpu(flag, method, args.preset, args.seed) or run_cell(flag, method, args, root)
             record = {"dataset": flag, "method": method, "preset": args.preset, "seed": args.seed, **cell,
                       "cell_s": round(time.perf_counter() - start, 1), **ctx}
-            append_jsonl(jsonl, record)
+            Journal(jsonl).append(record)
             records.append(record)
             write(records, args.preset, args.note)
             print(flag, method, f"{record['test_accuracy']:.3f}", flush=True)

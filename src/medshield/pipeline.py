@@ -22,13 +22,15 @@ from .data.scratch import ScratchArray
 from .data.support import WithSupport
 from .errors import InputError
 from .evaluate.defenses import parse_defense
+from .evaluate.grid import check_defenses, run_grid
+from .evaluate.journal import Journal
 from .evaluate.train import Recipe, train_victim
 from .evaluate.utility import utility_sample
 from .models import resolve_precision
-from .presets import preset, recipe_settings
+from .presets import preset
 from .protect import PROTECTIONS, create_protection
 from .protect._checkpoint import Checkpoint, work_folder
-from .report import grid_table
+from .report import write_grid
 
 
 def method_parameters(method: str) -> dict:
@@ -250,18 +252,6 @@ def restore(release_dir: str, out: str | Path, *, key: str | Path | None = None,
     return target
 
 
-def victim_recipe(preset_name: str, options: dict | None, recipe_name: str | None = None) -> Recipe:
-    """The named recipe (else the preset's victim settings) with the user's options on top.
-
-    Options that give epochs and no iteration count train for epochs.
-    """
-    base = recipe_settings(recipe_name) if recipe_name else preset(preset_name, "victim")
-    settings = {**base, **(options or {})}
-    if settings.get("epochs") is not None and "iterations" not in (options or {}):
-        settings["iterations"] = None
-    return Recipe(**settings)
-
-
 def evaluate(
     spec: str,
     *,
@@ -288,7 +278,7 @@ def evaluate(
     """
     threads = use_threads(threads)
     chosen = parse_defense(defense) if defense else None
-    victim = victim_recipe(preset_name, recipe, recipe_name)
+    victim = Recipe.named(preset_name, recipe, recipe_name)
     precision = resolve_precision(precision, pick_device(device), "victim")
     data, release = open_dataset(spec, root, labels)
     if len(np.unique(data.labels("train"))) < 2:
@@ -364,53 +354,25 @@ def grid(
     Cells are appended to ``out/grid.jsonl`` as they finish; a cell already there (same victim,
     defense, preset, seed, precision and recipe options) is not recomputed, so an interrupted
     grid resumes. With ``threads`` given, the cells are keyed by it too (results move with it).
+    ``out/grid.json`` and ``out/grid.md`` hold the cells asked for.
     """
-    import json
-
     chosen_threads = threads
     threads = use_threads(threads)
     precision = resolve_precision(precision, pick_device(device), "victim")
     data, release = open_dataset(release_dir)
     if release is None:
         raise InputError(f"{release_dir} is not a release folder; grid evaluates a release written by 'medshield protect'")
-    for spec in defenses:
-        if spec != "none":
-            parse_defense(spec)  # fail on a bad name before hours of training
+    check_defenses(defenses)
     clean = original_of(release, key, original)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    journal = out / "grid.jsonl"
-    cells = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()] if journal.exists() else []
-    def key(arch: str, spec: str) -> dict:
-        cell_key = {"arch": arch, "defense": spec, "preset": preset_name, "seed": seed, "options": recipe or {}}
-        if precision != "fp32":  # fp32 cells keep the keys they had before precision was a setting
-            cell_key["precision"] = precision
-        if chosen_threads is not None:
-            cell_key["threads"] = threads
-        return {**cell_key, "recipe": recipe_name} if recipe_name else cell_key
-    done = [c["key"] for c in cells]
-    todo = [(a, d) for a in victims for d in defenses if key(a, d) not in done]
-    for n, (arch, spec) in enumerate(todo, 1):
-        if progress:
-            print(f"grid cell {n}/{len(todo)}: {arch} + {spec}", file=sys.stderr, flush=True)
-        victim = victim_recipe(preset_name, {**(recipe or {}), "arch": arch}, recipe_name)
-        chosen = parse_defense(spec) if spec != "none" else None
-        runs = {label: train_victim(train, data, victim, seed=seed, device=device, progress=progress, defense=chosen,
-                                    precision=precision)
-                for label, train in (("protected", data), ("clean", clean))}
-        cell = {"key": key(arch, spec), "arch": arch, "defense": spec, "recipe": runs["clean"]["recipe"],
-                "defense_detail": runs["clean"]["defense"], "precision": precision, "threads": threads, "created": now_iso(),
-                **{f"{label}_{metric}": runs[label][metric] for label in runs
-                   for metric in ("test_accuracy", "peak_test_accuracy", "balanced_accuracy", "auc", "train_seconds")},
-                "majority_floor": runs["clean"]["majority_floor"]}
-        with open(journal, "a") as handle:
-            handle.write(json.dumps(cell) + "\n")
-        cells.append(cell)
-    wanted = [key(a, d) for a in victims for d in defenses]
-    chosen_cells = [c for c in cells if c["key"] in wanted]
-    (out / "grid.json").write_text(json.dumps({"release": str(release_dir), "manifest": {k: release.manifest[k] for k in ("method", "params", "seed")},
-                                               "preset": preset_name, "recipe_name": recipe_name, "precision": precision, "threads": threads, "machine": machine(), "versions": package_versions(),
-                                               "cells": chosen_cells}, indent=2) + "\n")
-    (out / "grid.md").write_text(f"# {data.name}: {release.manifest['method']} release, victims x defenses (preset {preset_name}, recipe {recipe_name or 'of the preset'}, seed {seed}, {precision})\n\n"
-                                 + grid_table(chosen_cells) + "\n")
-    return chosen_cells
+    cells = run_grid(data, clean, Journal(out / "grid.jsonl"), victims=victims, defenses=defenses, preset_name=preset_name,
+                     recipe=recipe, recipe_name=recipe_name, seed=seed, device=device, progress=progress,
+                     precision=precision, threads=threads, keyed_threads=chosen_threads)
+    context = {"release": str(release_dir), "manifest": {k: release.manifest[k] for k in ("method", "params", "seed")},
+               "preset": preset_name, "recipe_name": recipe_name, "precision": precision, "threads": threads,
+               "machine": machine(), "versions": package_versions()}
+    title = (f"{data.name}: {release.manifest['method']} release, victims x defenses (preset {preset_name}, "
+             f"recipe {recipe_name or 'of the preset'}, seed {seed}, {precision})")
+    write_grid(out, title, context, cells)
+    return cells

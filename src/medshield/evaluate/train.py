@@ -15,6 +15,7 @@ from ..data.medmnist import MedMNISTData
 from ..data.tensors import to_float, to_tensor, value_range
 from ..errors import InputError
 from ..models import MODELS, create_model, memory_format, resolve_precision
+from ..presets import preset, recipe_settings
 from ..protect._augment import flip_crop
 from .defenses import Defense
 from .metrics import classification_metrics
@@ -58,6 +59,18 @@ class Recipe:
             if value is not None and value < 1:
                 raise InputError(f"{name} must be at least 1, got {value}")
         self.lr_milestones = tuple(self.lr_milestones)
+
+    @classmethod
+    def named(cls, preset_name: str, options: dict | None = None, recipe_name: str | None = None) -> "Recipe":
+        """The named recipe (else the preset's victim settings) with the user's options on top.
+
+        Options that give epochs and no iteration count train for epochs.
+        """
+        base = recipe_settings(recipe_name) if recipe_name else preset(preset_name, "victim")
+        settings = {**base, **(options or {})}
+        if settings.get("epochs") is not None and "iterations" not in (options or {}):
+            settings["iterations"] = None
+        return cls(**settings)
 
     def total_iterations(self, n_train: int) -> int:
         if self.iterations is not None:

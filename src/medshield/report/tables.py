@@ -1,7 +1,9 @@
 """Plain-text and markdown tables for results (human-readable beside the JSON)."""
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 
 def fmt_pct(value) -> str:
@@ -96,6 +98,12 @@ def grid_table(cells: list[dict]) -> str:
         table += ("\n(paper Table 4: Gap = (protected - cropped protected) - (clean - cropped clean); "
                   "positive means cropping removed more of the protection than of the task)")
     return table
+
+
+def write_grid(out: Path, title: str, context: dict, cells: list[dict]) -> None:
+    """``out/grid.json`` (the cells with what produced them) and ``out/grid.md`` (the table)."""
+    (Path(out) / "grid.json").write_text(json.dumps({**context, "cells": cells}, indent=2) + "\n")
+    (Path(out) / "grid.md").write_text(f"# {title}\n\n{grid_table(cells)}\n")
 
 
 def crop_gaps(cells: list[dict]) -> list[tuple[str, str, float]]:

@@ -1,0 +1,65 @@
+"""Victims x defenses on one release: what an unauthorized user's choices make of the protection.
+
+Each cell trains one victim architecture under one defense on the release and, with the same
+recipe and seed, on the originals, and records both. Cells go to a :class:`Journal` as they
+finish; a cell already journaled under the same key is not trained again, so a grid of many
+hours resumes where it stopped. Rendering the cells is ``report``'s job.
+"""
+from __future__ import annotations
+
+import sys
+
+from .._runtime import now_iso
+from .defenses import parse_defense
+from .journal import Journal
+from .train import Recipe, train_victim
+
+METRICS = ("test_accuracy", "peak_test_accuracy", "balanced_accuracy", "auc", "train_seconds")
+
+
+def check_defenses(defenses: list[str]) -> None:
+    """Fail on a bad defense name before hours of training."""
+    for spec in defenses:
+        if spec != "none":
+            parse_defense(spec)
+
+
+def cell_key(arch: str, defense: str, *, preset_name: str, seed: int, recipe: dict | None, recipe_name: str | None,
+             precision: str, threads: int | None) -> dict:
+    """What makes two cells the same computation (a cell's results move with each of these)."""
+    key = {"arch": arch, "defense": defense, "preset": preset_name, "seed": seed, "options": recipe or {}}
+    if precision != "fp32":  # fp32 cells keep the keys they had before precision was a setting
+        key["precision"] = precision
+    if threads is not None:
+        key["threads"] = threads
+    return {**key, "recipe": recipe_name} if recipe_name else key
+
+
+def run_grid(protected, clean, journal: Journal, *, victims: list[str], defenses: list[str], preset_name: str,
+             recipe: dict | None, recipe_name: str | None, seed: int, device: str, progress: bool, precision: str,
+             threads: int, keyed_threads: int | None) -> list[dict]:
+    """The cells of ``victims`` x ``defenses`` on ``protected`` (a release's data) beside ``clean``
+    (its originals), from ``journal`` where there, trained and journaled where not."""
+    check_defenses(defenses)
+
+    def key(arch, spec):
+        return cell_key(arch, spec, preset_name=preset_name, seed=seed, recipe=recipe, recipe_name=recipe_name,
+                        precision=precision, threads=keyed_threads)
+
+    done = [c["key"] for c in journal.records()]
+    todo = [(a, d) for a in victims for d in defenses if key(a, d) not in done]
+    for n, (arch, spec) in enumerate(todo, 1):
+        if progress:
+            print(f"grid cell {n}/{len(todo)}: {arch} + {spec}", file=sys.stderr, flush=True)
+        victim = Recipe.named(preset_name, {**(recipe or {}), "arch": arch}, recipe_name)
+        chosen = parse_defense(spec) if spec != "none" else None
+        runs = {label: train_victim(train, protected, victim, seed=seed, device=device, progress=progress, defense=chosen,
+                                    precision=precision)
+                for label, train in (("protected", protected), ("clean", clean))}
+        journal.append({"key": key(arch, spec), "arch": arch, "defense": spec, "recipe": runs["clean"]["recipe"],
+                        "defense_detail": runs["clean"]["defense"], "precision": precision, "threads": threads,
+                        "created": now_iso(),
+                        **{f"{label}_{metric}": runs[label][metric] for label in runs for metric in METRICS},
+                        "majority_floor": runs["clean"]["majority_floor"]})
+    wanted = [key(a, d) for a in victims for d in defenses]
+    return [c for c in journal.records() if c["key"] in wanted]
