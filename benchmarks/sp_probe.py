@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from _common import RESULTS, context, data_root
 from medshield.data.medmnist import load
 from medshield.protect import create_protection
-from medshield.protect._augment import TRANSFORMS
+from medshield.models.augment import TRANSFORMS
 
 
 def sp_noise(data, patch_size=None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,7 +31,7 @@ from medshield.models import create_model
 from medshield.pipeline import method_parameters
 from medshield.presets import preset
 from medshield.protect import create_protection
-from medshield.protect._augment import flip_crop
+from medshield.models.augment import flip_crop
 from medshield.report import markdown_table
 
 BATCH = 128

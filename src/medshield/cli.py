@@ -17,7 +17,7 @@ from .evaluate.defenses import list_defenses
 from .models import PRECISIONS, list_models
 from .presets import PRESETS, RECIPES
 from .protect import list_protections
-from .protect._augment import TRANSFORMS
+from .models.augment import TRANSFORMS
 from .protect.em import MODES as EM_MODES
 from .protect.salm import MASKS, SCOPES
 

@@ -30,17 +30,21 @@ from .models import resolve_precision
 from .presets import preset
 from .protect import PROTECTIONS, create_protection
 from .protect._checkpoint import Checkpoint, work_folder
+from .protect._source import SourceModel
 from .report import write_grid
 
 
 def method_parameters(method: str) -> dict:
-    """Every parameter of a method with its default (walking the class hierarchy)."""
-    params = {}
-    for cls in reversed(PROTECTIONS.get(method).__mro__):
-        if "__init__" in vars(cls):
-            for name, p in inspect.signature(cls.__init__).parameters.items():
+    """Every parameter of a method with its default (walking the class hierarchy; ``**source``
+    stands for the source model's settings)."""
+    cls, params = PROTECTIONS.get(method), {}
+    for owner in reversed(cls.__mro__):
+        if "__init__" in vars(owner):
+            for name, p in inspect.signature(owner.__init__).parameters.items():
                 if p.kind is p.KEYWORD_ONLY:
                     params[name] = p.default
+                elif p.kind is p.VAR_KEYWORD and name == "source":
+                    params.update({**SourceModel().settings(), **cls.source_defaults})
     return params
 
 

@@ -139,3 +139,17 @@ def test_a_run_estimated_at_hours_says_so_early(tiny_npz, caplog, monkeypatch):
     monkeypatch.setattr(_source.time, "perf_counter", lambda: 0.0)
     create_protection("em", steps=50, width=4, batch_size=32, pgd_steps=1).protect(load(str(tiny_npz)), progress=False)
     assert "h to go" not in caplog.text
+
+
+def test_source_settings_are_one_object_with_each_methods_defaults():
+    from medshield.pipeline import method_parameters
+    from medshield.protect._source import SourceModel
+
+    assert method_parameters("tap")["lr_milestones"] == (0.5, 0.75)  # TAP's reference schedule
+    assert method_parameters("em")["lr_milestones"] == SourceModel().lr_milestones == (0.4, 0.8)
+    tap = create_protection("tap", width=8)
+    assert SourceModel.of(tap) == SourceModel(width=8, lr_milestones=(0.5, 0.75))
+    with pytest.raises(InputError, match="unknown parameter.*depth"):
+        create_protection("salm", depth=3)
+    with pytest.raises(InputError, match="tap: unknown source architecture"):
+        create_protection("tap", arch="resnet9000")

@@ -1,6 +1,7 @@
 import torch
 
-from medshield.protect._ops import positions_to_keep, project_l0, project_linf, quantize, topk_mask
+from medshield.models.pgd import project_linf
+from medshield.protect._ops import positions_to_keep, project_l0, quantize, topk_mask
 
 
 def test_topk_keeps_exactly_k_percent_per_image_with_ties():

@@ -92,9 +92,9 @@ def test_class_scope_puts_every_image_of_a_class_on_the_same_positions(tiny_npz)
 
 def test_algorithm_1_starts_dense_and_each_update_moves_at_most_k_of_positions(tiny_npz, monkeypatch):
     """Algorithm 1 read literally: a dense random start, then each PGD update limited to the top-K %."""
-    from medshield.protect import _bilevel
+    from medshield.models import pgd
 
-    updates, real_step = [], _bilevel.signed_step
+    updates, real_step = [], pgd.signed_step
 
     def recording_step(d, grad, *args, **kwargs):
         out = real_step(d, grad, *args, **kwargs)
@@ -102,7 +102,7 @@ def test_algorithm_1_starts_dense_and_each_update_moves_at_most_k_of_positions(t
         updates.append(((out - d).abs() > 1e-6).any(dim=1).flatten(1).sum(dim=1))
         return out
 
-    monkeypatch.setattr(_bilevel, "signed_step", recording_step)
+    monkeypatch.setattr(pgd, "signed_step", recording_step)
     data = load(str(tiny_npz))
     salm = create_protection("salm", k=0.05, **TINY)
     start = salm._random_start(torch.full((4, 1, 28, 28), 0.5), torch.Generator().manual_seed(0))

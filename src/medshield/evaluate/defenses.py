@@ -25,6 +25,7 @@ from scipy import ndimage
 
 from .._registry import Registry
 from ..errors import InputError
+from ..models.pgd import pgd, project_linf
 
 DEFENSES: Registry = Registry("defense")
 
@@ -230,16 +231,14 @@ def cutmix(alpha: float = 1.0) -> Defense:
 
 class _Adversarial(_Train):
     def loss(self, model, x, y, generator, num_classes):
-        eps, step, steps = self.params["eps"] / 255, self.params["step_size"] / 255, self.params["steps"]
-        delta = ((torch.rand(x.shape, generator=generator) * 2 - 1) * eps).to(x.device)
+        eps = self.params["eps"] / 255
+        delta = project_linf(((torch.rand(x.shape, generator=generator) * 2 - 1) * eps).to(x.device), x, eps)
         was_training = model.training
         model.eval()
-        for _ in range(steps):
-            delta.requires_grad_(True)
-            grad = torch.autograd.grad(F.cross_entropy(model((x + delta).clamp(0, 1)), y), delta)[0]
-            delta = (delta.detach() + step * grad.sign()).clamp(-eps, eps)
+        delta = pgd(model, x, delta, y, steps=self.params["steps"], step_size=self.params["step_size"] / 255, eps=eps,
+                    descend=False)
         model.train(was_training)
-        return super().loss(model, (x + delta).clamp(0, 1), y, generator, num_classes)
+        return super().loss(model, x + delta, y, generator, num_classes)
 
 
 @DEFENSES.register("adversarial")

@@ -15,13 +15,12 @@ from ..data.medmnist import MedMNISTData
 from ..data.tensors import to_float, to_tensor, value_range
 from ..errors import InputError
 from ..models import MODELS, create_model, memory_format, resolve_precision
+from ..models.augment import flip_crop
+from ..models.training import OPTIMIZERS, SCHEDULES, make_optimizer, make_schedule, train_step
 from ..presets import preset, recipe_settings
-from ..protect._augment import flip_crop
 from .defenses import Defense
 from .metrics import classification_metrics
 
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("multistep", "cosine", "constant")
 
 
 @dataclass
@@ -119,26 +118,18 @@ def train_victim(
     fmt = memory_format(dev, recipe.width)
     model = create_model(recipe.arch, num_classes=train.num_classes, in_channels=x.shape[1], width=recipe.width,
                          image_size=min(x.shape[-2:]), device=dev, precision=precision)
-    if recipe.optimizer == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-    else:
-        optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    optimizer = make_optimizer(model, recipe.optimizer, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     total = recipe.total_iterations(len(x))
-    if recipe.schedule == "multistep":
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            optimizer, [int(m * total) for m in recipe.lr_milestones], gamma=recipe.lr_decay
-        )
-    elif recipe.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
-    else:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    scheduler = make_schedule(optimizer, recipe.schedule, total=total, milestones=recipe.lr_milestones, decay=recipe.lr_decay)
+    loss = None  # cross-entropy, unless the adversary trains with a defense of its own
+    if defense is not None and defense.kind == "train":
+        loss = lambda model, xb, yb: defense.loss(model, xb, yb, generator, train.num_classes)  # noqa: E731
 
     start = time.perf_counter()
     history = []
     iteration, epoch = 0, 0
     bar = tqdm(total=total, desc=f"victim {recipe.arch}", disable=not progress, leave=False)
     while iteration < total:
-        model.train()
         seen = correct = loss_sum = 0
         for index in torch.randperm(len(x), generator=generator).split(recipe.batch_size):
             if iteration >= total:
@@ -146,20 +137,11 @@ def train_victim(
             xb, yb = to_float(x[index], maximum).to(dev), y[index].to(dev)
             if recipe.augment:
                 xb = flip_crop(xb, generator)
-            xb = xb.contiguous(memory_format=fmt)
-            if defense is not None and defense.kind == "train":
-                loss, logits = defense.loss(model, xb, yb, generator, train.num_classes)
-            else:
-                logits = model(xb)
-                loss = F.cross_entropy(logits, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
+            value, logits = train_step(model, optimizer, scheduler, xb.contiguous(memory_format=fmt), yb, loss)
             iteration += 1
             seen += len(yb)
             correct += (logits.argmax(1) == yb).sum().item()
-            loss_sum += loss.item() * len(yb)
+            loss_sum += value.item() * len(yb)
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         epoch += 1

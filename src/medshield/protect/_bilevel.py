@@ -20,20 +20,21 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..models import create_model
-from ._augment import TRANSFORMS
+from ..models.augment import TRANSFORMS
+from ..models.pgd import pgd, project_linf
 from ._checkpoint import restore_run, save_run
-from ._ops import project_linf
-from ._source import accuracy, signed_step, source_settings, train_source
+from ._source import SourceModel, accuracy
 from ._storage import NoiseStore
 from .base import Protection, check_range
 
 
 class ErrorMinimizingLoop(Protection):
     """Sample-wise error-minimizing noise from a source model trained alongside it."""
+
+    #: source-model settings that differ from ``SourceModel``'s defaults for this method
+    source_defaults: dict = {}
 
     def __init__(
         self,
@@ -43,18 +44,10 @@ class ErrorMinimizingLoop(Protection):
         pgd_steps: int = 10,
         random_start: bool = True,
         steps: int = 5000,
-        batch_size: int = 128,
-        arch: str = "resnet18",
-        width: int = 64,
-        lr: float = 0.1,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        lr_decay: float = 0.1,
-        lr_milestones: tuple[float, ...] = (0.4, 0.8),
-        transform: str = "flip-crop",
         samples: int = 1,
         final_pass: bool = True,
         stop_accuracy: float | None = None,
+        **source,
     ):
         super().__init__(eps=eps)
         name = self.name
@@ -66,10 +59,7 @@ class ErrorMinimizingLoop(Protection):
         self.pgd_steps = pgd_steps
         self.random_start = random_start
         self.steps = steps
-        vars(self).update(source_settings(
-            name, batch_size=batch_size, arch=arch, width=width, lr=lr, momentum=momentum, weight_decay=weight_decay,
-            lr_decay=lr_decay, lr_milestones=lr_milestones, transform=transform,
-        ))
+        vars(self).update(SourceModel.checked(name, {**self.source_defaults, **source}).settings())
         self.samples = samples
         self.final_pass = final_pass
         if stop_accuracy is not None:
@@ -119,8 +109,8 @@ class ErrorMinimizingLoop(Protection):
     def _perturb(self, x, y, *, num_classes, generator, progress):
         device = x.device
         self._init_noise(x, y, num_classes, generator)
-        model = create_model(self.arch, num_classes=num_classes, in_channels=x.shape[1], width=self.width,
-                             image_size=min(x.shape[-2:]), device=device, precision=self._precision)
+        source = SourceModel.of(self)
+        model = source.build(x, num_classes, self._precision)
         transform = TRANSFORMS[self.transform]
         checkpoint = self._checkpoint
         saved = {"stage": "source", "train": None, "final_done": 0}
@@ -136,19 +126,13 @@ class ErrorMinimizingLoop(Protection):
             if checkpoint is not None and checkpoint.due():
                 save("source", train_state())
 
-        def pgd(index, step):
+        def perturbed(index, step):
             xb, yb = x[index], y[index]
-            d = self._load(index, yb)
             model.eval()
-            for pgd_step in range(self.pgd_steps):
-                d.requires_grad_(True)
-                grad = torch.zeros_like(d)
-                for _ in range(self.samples):
-                    loss = F.cross_entropy(model(transform(xb + d, generator)), yb)
-                    grad += torch.autograd.grad(loss, d)[0]
-                d = d.detach()
-                mask = self._update_mask(grad, d, index, step, pgd_step)
-                d = self._constrain(signed_step(d, grad, self.step_size, xb, self.eps, descend=True, mask=mask), index)
+            d = pgd(model, xb, self._load(index, yb), yb, steps=self.pgd_steps, step_size=self.step_size, eps=self.eps,
+                    descend=True, transform=transform, generator=generator, samples=self.samples,
+                    mask=lambda grad, delta, pgd_step: self._update_mask(grad, delta, index, step, pgd_step),
+                    constrain=lambda delta: self._constrain(delta, index))
             self._store(index, yb, d)
             return xb + self._load(index, yb)
 
@@ -161,12 +145,9 @@ class ErrorMinimizingLoop(Protection):
             return accuracy(model, lambda index: x[index] + self._load(index, y[index]), y) >= self.stop_accuracy
 
         if saved["stage"] == "source":
-            train_source(
-                model, x, y, steps=self.steps, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
-                weight_decay=self.weight_decay, lr_decay=self.lr_decay, lr_milestones=self.lr_milestones,
-                transform=transform, generator=generator, prepare=pgd, stop=reached_accuracy, log=self._log,
-                desc=f"{self.name} source steps", progress=progress, resume=saved["train"], after_step=after_step,
-            )
+            source.train(model, x, y, steps=self.steps, generator=generator, prepare=perturbed, stop=reached_accuracy,
+                         log=self._log, desc=f"{self.name} source steps", progress=progress, resume=saved["train"],
+                         after_step=after_step)
             if checkpoint is not None:  # a stage boundary
                 save("final")
         chunks = torch.arange(len(x), device=device).split(self.batch_size)
@@ -175,7 +156,7 @@ class ErrorMinimizingLoop(Protection):
             for done, index in enumerate(bar, start=1):
                 if done <= saved["final_done"]:
                     continue
-                pgd(index, self.steps)
+                perturbed(index, self.steps)
                 if checkpoint is not None and (checkpoint.due() or done == len(chunks)):
                     save("final", final_done=done)
         for index in chunks:  # after the final pass: class-wise noise is final only once every batch is done

@@ -1,4 +1,5 @@
-"""The tensor operations every perturbation method shares: projections, masks, quantization.
+"""The tensor operations of sparse noise and of releases: position masks, the L0 projection, quantization
+(the L-inf projection and the PGD step are ``models.pgd``'s).
 
 Tensors are (N, C, H, W) floats in [0, 1]; ``eps`` is a fraction of the full range (8/255).
 """
@@ -7,12 +8,6 @@ from __future__ import annotations
 import math
 
 import torch
-
-
-def project_linf(delta: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
-    """Clip ``delta`` to [-eps, eps] and so that ``x + delta`` stays inside [0, 1]."""
-    delta = delta.clamp(-eps, eps)
-    return (x + delta).clamp(0.0, 1.0) - x
 
 
 def positions_to_keep(k: float, height: int, width: int) -> int:

@@ -1,51 +1,85 @@
-"""The source-model training loop every model-based method shares, and the signed PGD step.
+"""The source model every model-based method trains: its settings, its network, its training loop.
 
 EM and SALM train the source model on batches they perturb first (``prepare``); TAP trains it
 on clean batches. Either way it is the same loop: SGD with momentum over minibatches drawn
 without replacement, learning rate decayed at fixed fractions of the run, a transformation
-sampled per batch.
+sampled per batch, each step the one victims take too (``models.training.train_step``).
 """
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import asdict, dataclass, fields
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import InputError
-from ..models import MODELS
-from ._augment import TRANSFORMS
-from ._ops import project_linf
+from ..models import MODELS, create_model
+from ..models.augment import TRANSFORMS
+from ..models.training import make_optimizer, make_schedule, train_step
 from .base import check_range
 
 log = logging.getLogger(__name__)
 
 
-def source_settings(owner: str, *, batch_size, arch, width, lr, momentum, weight_decay, lr_decay, lr_milestones, transform) -> dict:
-    """Validate the source model's training settings (shared by every model-based method)."""
-    check_range(owner, "batch_size", batch_size, 1, 100_000)
-    check_range(owner, "width", width, 1, 4096)
-    check_range(owner, "lr", lr, 0.0, 10.0)
-    if arch not in MODELS:
-        raise InputError(f"{owner}: unknown source architecture {arch!r}; available: {', '.join(MODELS.names())}")
-    if transform not in TRANSFORMS:
-        raise InputError(f"{owner}: transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
-    if any(not 0 < m < 1 for m in lr_milestones):
-        raise InputError(f"{owner}: lr_milestones are fractions of training in (0, 1), got {lr_milestones}")
-    return {"batch_size": batch_size, "arch": arch, "width": width, "lr": lr, "momentum": momentum,
-            "weight_decay": weight_decay, "lr_decay": lr_decay, "lr_milestones": tuple(lr_milestones), "transform": transform}
+@dataclass
+class SourceModel:
+    """The source network and how it is trained (paper Appendix B.2: ResNet-18, SGD 0.1, momentum
+    0.9, weight decay 5e-4, flip + crop). A method keeps these as its own flat parameters
+    (``settings()``) so the manifest lists them beside the method's."""
 
+    batch_size: int = 128
+    arch: str = "resnet18"
+    width: int = 64
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_decay: float = 0.1
+    lr_milestones: tuple[float, ...] = (0.4, 0.8)
+    transform: str = "flip-crop"
 
-def signed_step(delta, grad, step_size: float, x, eps: float, *, descend: bool, mask=None):
-    """One PGD step: move ``delta`` by ``step_size`` along sign(grad) (down if ``descend``),
-    only where ``mask`` is set, then project back into the radius and the valid range."""
-    direction = grad.sign() if mask is None else grad.sign() * mask
-    if descend:
-        direction = -direction
-    return project_linf(delta + step_size * direction, x, eps)
+    @classmethod
+    def checked(cls, owner: str, settings: dict) -> "SourceModel":
+        """The settings of method ``owner``, checked: one error line for an unknown or out-of-range one."""
+        unknown = sorted(set(settings) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InputError(f"{owner}: unknown parameter(s) {', '.join(unknown)}; 'medshield methods' lists each method's")
+        return cls(**settings).check(owner)
+
+    def check(self, owner: str) -> "SourceModel":
+        """One error line naming ``owner`` (the method) for a setting out of range."""
+        check_range(owner, "batch_size", self.batch_size, 1, 100_000)
+        check_range(owner, "width", self.width, 1, 4096)
+        check_range(owner, "lr", self.lr, 0.0, 10.0)
+        if self.arch not in MODELS:
+            raise InputError(f"{owner}: unknown source architecture {self.arch!r}; available: {', '.join(MODELS.names())}")
+        if self.transform not in TRANSFORMS:
+            raise InputError(f"{owner}: transform must be one of {', '.join(TRANSFORMS)}, got {self.transform!r}")
+        if any(not 0 < m < 1 for m in self.lr_milestones):
+            raise InputError(f"{owner}: lr_milestones are fractions of training in (0, 1), got {self.lr_milestones}")
+        self.lr_milestones = tuple(self.lr_milestones)
+        return self
+
+    def settings(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, method) -> "SourceModel":
+        """The source settings a method holds as attributes."""
+        return cls(**{f.name: getattr(method, f.name) for f in fields(cls)})
+
+    def build(self, x, num_classes: int, precision: str) -> torch.nn.Module:
+        """An untrained network for images like ``x`` (N, C, H, W), on their device."""
+        return create_model(self.arch, num_classes=num_classes, in_channels=x.shape[1], width=self.width,
+                            image_size=min(x.shape[-2:]), device=x.device, precision=precision)
+
+    def train(self, model, x, y, *, steps: int, **loop) -> int:
+        """``train_source`` with these settings."""
+        return train_source(model, x, y, steps=steps, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
+                            weight_decay=self.weight_decay, lr_decay=self.lr_decay, lr_milestones=self.lr_milestones,
+                            transform=TRANSFORMS[self.transform], **loop)
 
 
 TIMED_STEPS = 4  # source steps timed for the estimate of a run's length
@@ -91,8 +125,8 @@ def train_source(
     ``after_step(steps_done, state)`` is called after every step with a function returning this
     loop's state (step, sample order, optimizer, schedule), which ``resume`` continues from.
     """
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [int(m * steps) for m in lr_milestones], gamma=lr_decay)
+    optimizer = make_optimizer(model, "sgd", lr=lr, momentum=momentum, weight_decay=weight_decay)
+    scheduler = make_schedule(optimizer, "multistep", total=steps, milestones=lr_milestones, decay=lr_decay)
     n, device = len(x), x.device
     order, first = torch.empty(0, dtype=torch.long), 0
     if resume:
@@ -110,13 +144,7 @@ def train_source(
             order = torch.cat([order, torch.randperm(n, generator=generator)])
         index, order = order[:batch_size].to(device), order[batch_size:]
         batch = x[index] if prepare is None else prepare(index, step)
-        model.train()
-        logits = model(transform(batch, generator))
-        loss = F.cross_entropy(logits, y[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
+        loss, logits = train_step(model, optimizer, scheduler, transform(batch, generator), y[index])
         acc = (logits.argmax(1) == y[index]).float().mean().item()
         bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.3f}")
         if log is not None and (step % 50 == 0 or step == steps - 1):

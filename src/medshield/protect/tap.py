@@ -14,11 +14,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..models import create_model
-from ._augment import TRANSFORMS
+from ..models.augment import TRANSFORMS
+from ..models.pgd import pgd, project_linf
 from ._checkpoint import restore_run, save_run
-from ._ops import project_linf
-from ._source import accuracy, signed_step, source_settings, train_source
+from ._source import SourceModel, accuracy
 from ._storage import NoiseStore
 from .base import Protection, check_range, register_protection
 
@@ -36,10 +35,13 @@ class TAP(Protection):
     source_epochs : int, default=40
         Clean training of the source model (reference: 40 epochs with augmentation).
     batch_size, arch, width, lr, momentum, weight_decay, lr_decay, lr_milestones, transform
-        Source-model training and the transformation averaged over during PGD.
+        Source-model training and the transformation averaged over during PGD (``SourceModel``;
+        lr_milestones default (0.5, 0.75)).
     """
 
     name = "tap"
+    #: the reference code's schedule for its clean source model
+    source_defaults = {"lr_milestones": (0.5, 0.75)}
 
     def __init__(
         self,
@@ -49,15 +51,7 @@ class TAP(Protection):
         pgd_steps: int = 250,
         restarts: int = 8,
         source_epochs: int = 40,
-        batch_size: int = 128,
-        arch: str = "resnet18",
-        width: int = 64,
-        lr: float = 0.1,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        lr_decay: float = 0.1,
-        lr_milestones: tuple[float, ...] = (0.5, 0.75),
-        transform: str = "flip-crop",
+        **source,
     ):
         super().__init__(eps=eps)
         check_range(self.name, "step_size", step_size, 1e-6, eps, " (a fraction of the range: 0.8/255)")
@@ -68,10 +62,7 @@ class TAP(Protection):
         self.pgd_steps = pgd_steps
         self.restarts = restarts
         self.source_epochs = source_epochs
-        vars(self).update(source_settings(
-            self.name, batch_size=batch_size, arch=arch, width=width, lr=lr, momentum=momentum, weight_decay=weight_decay,
-            lr_decay=lr_decay, lr_milestones=lr_milestones, transform=transform,
-        ))
+        vars(self).update(SourceModel.checked(self.name, {**self.source_defaults, **source}).settings())
 
     @staticmethod
     def targets(y: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -82,27 +73,18 @@ class TAP(Protection):
 
         ``model`` continues training a given network; ``resume``/``after_step`` as in ``train_source``.
         """
+        source = SourceModel.of(self)
         if model is None:
-            model = self.source_model(x, num_classes)
-        steps = self.source_epochs * math.ceil(len(x) / self.batch_size)
-        train_source(
-            model, x, y, steps=steps, batch_size=self.batch_size, lr=self.lr,
-            momentum=self.momentum, weight_decay=self.weight_decay, lr_decay=self.lr_decay,
-            lr_milestones=self.lr_milestones, transform=TRANSFORMS[self.transform], generator=generator,
-            log=self._log, desc="tap source model (clean)", progress=progress, resume=resume, after_step=after_step,
-        )
+            model = source.build(x, num_classes, self._precision)
+        source.train(model, x, y, steps=self.source_epochs * math.ceil(len(x) / self.batch_size), generator=generator,
+                     log=self._log, desc="tap source model (clean)", progress=progress, resume=resume, after_step=after_step)
         self._log.append({"source_train_accuracy": round(accuracy(model, lambda index: x[index], y), 4)})
         return model.eval()
-
-    def source_model(self, x, num_classes: int):
-        """An untrained source network for images like ``x``."""
-        return create_model(self.arch, num_classes=num_classes, in_channels=x.shape[1], width=self.width,
-                            image_size=min(x.shape[-2:]), device=x.device, precision=self._precision)
 
     def _perturb(self, x, y, *, num_classes, generator, progress):
         # With a checkpoint, the crafted noise is also kept on disk (whole levels: what the release
         # rounds it to anyway), so a resumed run yields the batches crafted before the kill unchanged.
-        model, checkpoint = self.source_model(x, num_classes), self._checkpoint
+        model, checkpoint = SourceModel.of(self).build(x, num_classes, self._precision), self._checkpoint
         crafted = NoiseStore(x.shape, self.eps_levels(x.maximum), x.maximum) if checkpoint is not None else None
         arrays = {"noise": crafted.levels} if crafted is not None else {}
         saved = {"stage": "source", "train": None, "crafted": 0}
@@ -145,11 +127,8 @@ class TAP(Protection):
             best, best_loss = torch.zeros_like(xb), torch.full((len(index),), float("inf"), device=x.device)
             for _ in range(self.restarts):
                 d = project_linf((torch.rand(xb.shape, generator=generator).to(x.device) * 2 - 1) * self.eps, xb, self.eps)
-                for _ in range(self.pgd_steps):
-                    d.requires_grad_(True)
-                    loss = F.cross_entropy(model(transform(xb + d, generator)), tb)
-                    grad = torch.autograd.grad(loss, d)[0]
-                    d = signed_step(d.detach(), grad, self.step_size, xb, self.eps, descend=True)
+                d = pgd(model, xb, d, tb, steps=self.pgd_steps, step_size=self.step_size, eps=self.eps, descend=True,
+                        transform=transform, generator=generator)
                 with torch.no_grad():
                     final = F.cross_entropy(model(xb + d), tb, reduction="none")
                 better = final < best_loss

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from medshield.protect._augment import crop_padding, flip_crop
+from medshield.models.augment import crop_padding, flip_crop
 
 
 def reference(x, generator):
