@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from _common import RESULTS, context, data_root
 from medshield.data.medmnist import load
 from medshield.models import create_model
-from medshield.pipeline import method_parameters
 from medshield.presets import preset
 from medshield.protect import create_protection
+from medshield.protect.params import method_parameters
 from medshield.models.augment import flip_crop
 from medshield.report import markdown_table
 

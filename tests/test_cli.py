@@ -62,7 +62,7 @@ def test_an_option_the_method_does_not_take_is_one_line_error(capsys, tmp_path, 
         (["protect", "tiny.npz"], "required: --out"),
         (["protect", "tiny.npz", "--out", "X", "--method", "magic"], "invalid choice"),
         (["protect", "tiny.npz", "--out", "X", "--k", "5"], "k must be in"),
-        (["protect", "tiny.npz", "--out", "X", "--steps", "many"], "invalid int value"),
+        (["protect", "tiny.npz", "--out", "X", "--steps", "many"], "--steps: steps: expected int, got 'many'"),
         (["evaluate", "tiny.npz", "--compare"], "--compare needs a release folder"),
         (["evaluate", "emptydir"], "no PNG, JPEG, TIFF or BMP images found"),
     ],
@@ -303,3 +303,16 @@ def test_a_full_disk_while_writing_leaves_no_partial_release_and_one_line(capsys
     code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(tmp_path / "out"), "--method", "random", "--quiet")
     assert code == 1 and err.count("\n") == 1 and "No space left on device" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.npz"] and tiny_npz.read_bytes() == before
+
+
+def test_param_sets_any_method_parameter_and_refuses_unknown_ones(capsys, tmp_path, tiny_npz):
+    out = tmp_path / "release"
+    code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(out), "--method", "salm", "--param", "k=0.2",
+                       "--param", "sparse=true", "--steps", "2", "--width", "4", "--batch-size", "32", "--pgd-steps", "1",
+                       "--quiet")
+    assert code == 0, err
+    params = json.loads((out / "manifest.json").read_text())["params"]
+    assert (params["k"], params["sparse"], params["steps"]) == (0.2, True, 2)
+    code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(tmp_path / "x"), "--method", "tap",
+                       "--param", "k=0.2", "--quiet")
+    assert code == 2 and "--param (tap): no parameter 'k'" in err and err.count("\n") == 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import os
 import platform
 import random
@@ -12,6 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+
+def write_json(path: str | Path, value) -> Path:
+    """Write ``value`` as indented JSON, whole or not at all (temporary name, then rename)."""
+    target = Path(path).expanduser()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.partial-{os.getpid()}"
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(tmp, target)
+    return target
 
 
 def seed_everything(seed: int) -> torch.Generator:

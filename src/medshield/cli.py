@@ -5,35 +5,25 @@ Exit codes: 0 success, 2 bad input or arguments (one line on stderr), 1 unexpect
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
 from . import __version__
+from ._runtime import write_json
 from .data.sealing import default_key_path
 from .errors import InputError
 from .evaluate.defenses import list_defenses
 from .models import PRECISIONS, list_models
 from .presets import PRESETS, RECIPES
 from .protect import list_protections
-from .models.augment import TRANSFORMS
-from .protect.em import MODES as EM_MODES
-from .protect.salm import MASKS, SCOPES
+from .protect.params import method_parameters, parameter_docs
+from .units import RADIUS_PARAMS, parse_assignments, parse_value
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line and exit 2, as for every other bad input
         raise InputError(f"{self.prog}: {message} (see --help)")
-
-
-def _pixels(text: str) -> float:
-    """Radii and step sizes on the command line are in pixel values of 0..255."""
-    return float(text) / 255.0
-
-
-def _fractions(text: str) -> tuple[float, ...]:
-    return tuple(float(part) for part in text.split(","))
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -50,40 +40,56 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
 
 
-# protect options that map one-to-one onto method parameters: (flag, parameter, argparse kwargs)
-PROTECT_OPTIONS = [
-    ("--steps", "steps", {"type": int, "help": "source-model steps M (paper preset: 5000)"}),
-    ("--k", "k", {"type": float, "help": "SALM: fraction of pixel positions each PGD update may change per image; "
-                                          "with --sparse, that the release may change (0.10)"}),
-    ("--sparse", "sparse", {"action": "store_const", "const": True,
-                            "help": "SALM: the release changes at most K %% of each image's positions (default: "
-                                    "Algorithm 1 as written, K %% per update and a dense release; see README)"}),
-    ("--eps", "eps", {"type": _pixels, "help": "L-inf radius in pixel values (8 = 8/255)"}),
-    ("--step-size", "step_size", {"type": _pixels, "help": "PGD step in pixel values (1.6)"}),
-    ("--pgd-steps", "pgd_steps", {"type": int, "help": "PGD steps per source step (10)"}),
-    ("--no-random-start", "random_start", {"action": "store_const", "const": False}),
-    ("--batch-size", "batch_size", {"type": int, "help": "source minibatch (128)"}),
-    ("--arch", "arch", {"choices": list_models(), "help": "source model (resnet18)"}),
-    ("--width", "width", {"type": int, "help": "source model base width (64)"}),
-    ("--lr", "lr", {"type": float, "help": "source SGD learning rate (0.1)"}),
-    ("--momentum", "momentum", {"type": float}),
-    ("--weight-decay", "weight_decay", {"type": float}),
-    ("--lr-decay", "lr_decay", {"type": float, "help": "learning-rate decay factor (0.1)"}),
-    ("--lr-milestones", "lr_milestones", {"type": _fractions, "help": "decay points as fractions of M (0.4,0.8)"}),
-    ("--transform", "transform", {"choices": list(TRANSFORMS), "help": "transformation distribution T (flip-crop)"}),
-    ("--samples", "samples", {"type": int, "help": "J, sampled transformations per gradient (1)"}),
-    ("--no-final-pass", "final_pass", {"action": "store_const", "const": False}),
-    ("--mask", "mask", {"choices": MASKS, "help": "SALM --sparse: mask life cycle (default fixed; Algorithm 1 always "
-                                                 "recomputes it per PGD step)"}),
-    ("--mask-scope", "mask_scope", {"choices": SCOPES, "help": "rank positions per image, per batch, or per class (shared by all images of a class)"}),
-    ("--mask-refresh", "mask_refresh", {"type": int, "help": "source steps before a fixed mask is recomputed"}),
-    ("--stop-accuracy", "stop_accuracy", {"type": float, "help": "EM/SALM: stop source training at this accuracy on the perturbed train set (0.99)"}),
-    ("--mode", "mode", {"choices": EM_MODES, "help": "EM: sample-wise or class-wise noise"}),
-    ("--restarts", "restarts", {"type": int, "help": "TAP: PGD restarts (8)"}),
-    ("--source-epochs", "source_epochs", {"type": int, "help": "TAP: clean training epochs of the source model (40)"}),
-    ("--patch-size", "patch_size", {"type": int, "help": "SP: patch side in pixels (default: image size / 4)"}),
-    ("--class-sep", "class_sep", {"type": float, "help": "SP: distance between class clusters (10)"}),
-]
+def _shown(name: str, value) -> str:
+    """A default as a user would type it (radii in pixel values)."""
+    if name in RADIUS_PARAMS and isinstance(value, float):
+        return f"{value * 255:.3g}"
+    if isinstance(value, tuple):
+        return ",".join(f"{v:g}" for v in value)
+    return str(value)
+
+
+def _typed(name: str, default):
+    def parse(text: str):
+        try:
+            return parse_value(name, text, default)
+        except InputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse.__name__ = name
+    return parse
+
+
+def method_options() -> list[tuple[str, str, dict]]:
+    """One flag per parameter of the registered methods (flag, parameter, argparse kwargs): typed
+    after its default, help text from the methods' documented parameters, defaults per method."""
+    entries: dict[str, dict[str, tuple]] = {}  # parameter -> method -> (default, doc)
+    for method in list_protections():
+        docs = parameter_docs(method)
+        for name, default in method_parameters(method).items():
+            doc = docs.get(name, "").replace("``", "").replace("%", "%%").rstrip(".")
+            entries.setdefault(name, {})[method] = (default, doc)
+    options = []
+    for name, by_method in entries.items():
+        first = next(iter(by_method.values()))[0]
+        groups: dict[tuple, list[str]] = {}
+        for method, (default, doc) in by_method.items():
+            groups.setdefault((_shown(name, default), doc), []).append(method)
+        every = len(by_method) == len(list_protections()) and len(groups) == 1
+        parts = []
+        for (shown, doc), methods in groups.items():
+            said = f"{doc} (default {shown})" if not isinstance(first, bool) else doc
+            parts.append(said if every else f"{', '.join(methods)}: {said}")
+        help_text = ("pixel values. " if name in RADIUS_PARAMS else "") + "; ".join(parts)
+        if isinstance(first, bool):
+            flag = f"--{'no-' if first else ''}{name.replace('_', '-')}"
+            help_text = f"{'off' if first else 'on'} (default {'on' if first else 'off'}): {help_text}"
+            options.append((flag, name, {"action": "store_const", "const": not first, "help": help_text}))
+        else:
+            options.append((f"--{name.replace('_', '-')}", name, {"type": _typed(name, first), "help": help_text}))
+    return options
+
+
+PROTECT_OPTIONS = method_options()
 
 VICTIM_OPTIONS = [
     ("--recipe", "recipe_name", {"choices": list(RECIPES), "help": "named victim recipe: paper (SGD, 20,000 iterations), "
@@ -144,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "folders (comma-separated) for the generation only (never released; paper Section 7.1)")
     p.add_argument("--support-classes", type=int, default=5, help="how many support classes to draw with the seed (5)")
     _common(p)
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="any parameter of the method, repeatable (radii in pixel values); 'medshield methods' lists them")
     _add(p, PROTECT_OPTIONS)
 
     p = verbs.add_parser("evaluate", help="train a victim and report test accuracy", description="Train a victim on a dataset's train split; score on its test split.")
@@ -214,9 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _write_json(path: str | None, results) -> None:
     """The machine-readable results beside the table, when ``--json`` asked for them."""
     if path:
-        target = Path(path).expanduser()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(results, indent=2) + "\n")
+        write_json(path, results)
 
 
 def _run(args) -> int:
@@ -229,13 +235,14 @@ def _run(args) -> int:
 
         for name in list_protections():
             print(f"{name}: {(PROTECTIONS.get(name).__doc__ or '').strip().splitlines()[0]}")
-            for key, value in pipeline.method_parameters(name).items():
-                shown = f"{value * 255:g}/255" if key in ("eps", "step_size") else repr(value)
-                print(f"  {key} = {shown}")
+            docs = parameter_docs(name)
+            for key, value in method_parameters(name).items():
+                shown = f"{_shown(key, value)}/255" if key in RADIUS_PARAMS else repr(value)
+                print(f"  {key} = {shown}" + (f"  {docs[key]}" if docs.get(key) else ""))
         return 0
     if args.verb == "protect":
         release = pipeline.protect(
-            args.dataset, args.out, method=args.method, preset_name=args.preset, params=_given(args, PROTECT_OPTIONS),
+            args.dataset, args.out, method=args.method, preset_name=args.preset, params={**_given(args, PROTECT_OPTIONS), **parse_assignments(args.param, method_parameters(args.method), f"--param ({args.method})")},
             root=args.root, seed=args.seed, overwrite=args.overwrite, device=args.device, progress=not args.quiet,
             fraction=args.fraction, classes=args.classes, labels=args.labels, jpeg_as_png=args.jpeg_as_png,
             precision=args.precision, key_out=args.key_out, threads=args.threads, support=args.support,

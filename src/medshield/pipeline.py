@@ -1,7 +1,6 @@
 """The two jobs a data owner runs, as library functions (the CLI is a thin layer over these)."""
 from __future__ import annotations
 
-import inspect
 import logging
 import shutil
 import sys
@@ -28,24 +27,10 @@ from .evaluate.train import Recipe, train_victim
 from .evaluate.utility import utility_sample
 from .models import resolve_precision
 from .presets import preset
-from .protect import PROTECTIONS, create_protection
+from .protect import create_protection
 from .protect._checkpoint import Checkpoint, work_folder
-from .protect._source import SourceModel
+from .protect.params import method_parameters
 from .report import write_grid
-
-
-def method_parameters(method: str) -> dict:
-    """Every parameter of a method with its default (walking the class hierarchy; ``**source``
-    stands for the source model's settings)."""
-    cls, params = PROTECTIONS.get(method), {}
-    for owner in reversed(cls.__mro__):
-        if "__init__" in vars(owner):
-            for name, p in inspect.signature(owner.__init__).parameters.items():
-                if p.kind is p.KEYWORD_ONLY:
-                    params[name] = p.default
-                elif p.kind is p.VAR_KEYWORD and name == "source":
-                    params.update({**SourceModel().settings(), **cls.source_defaults})
-    return params
 
 
 def protect(

@@ -80,12 +80,13 @@ def test_registry_and_spec_parsing():
     assert {"mean", "median", "gaussian", "crop", "jpeg", "bitdepth", "grayscale", "cutout", "mixup", "cutmix",
             "adversarial", "strong-augment"} <= set(list_defenses())
     assert parse_defense("jpeg:quality=30").params == {"quality": 30}
-    assert parse_defense("adversarial:eps=4").params["step_size"] == 1.0
+    assert parse_defense("adversarial:eps=4").params["step_size"] == pytest.approx(1 / 255)  # pixel values in specs
+    assert parse_defense("adversarial:eps=4/255").params["eps"] == create_defense("adversarial", eps=4 / 255).params["eps"]
     with pytest.raises(InputError, match="unknown defense"):
         parse_defense("magic")
-    with pytest.raises(InputError, match="needs a number"):
+    with pytest.raises(InputError, match="quality: expected int"):
         parse_defense("jpeg:quality=high")
-    with pytest.raises(InputError, match="defense 'jpeg'"):
+    with pytest.raises(InputError, match="defense 'jpeg:level=3': no parameter 'level'; it takes: quality"):
         parse_defense("jpeg:level=3")
 
 

@@ -142,7 +142,7 @@ def test_a_run_estimated_at_hours_says_so_early(tiny_npz, caplog, monkeypatch):
 
 
 def test_source_settings_are_one_object_with_each_methods_defaults():
-    from medshield.pipeline import method_parameters
+    from medshield.protect.params import method_parameters
     from medshield.protect._source import SourceModel
 
     assert method_parameters("tap")["lr_milestones"] == (0.5, 0.75)  # TAP's reference schedule

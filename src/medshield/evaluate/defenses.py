@@ -14,6 +14,7 @@ touched: the adversary wants a model that works on real data.
 """
 from __future__ import annotations
 
+import inspect
 import io
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from scipy import ndimage
 from .._registry import Registry
 from ..errors import InputError
 from ..models.pgd import pgd, project_linf
+from ..units import parse_assignments
 
 DEFENSES: Registry = Registry("defense")
 
@@ -57,16 +59,15 @@ def create_defense(name: str, **params) -> Defense:
         raise InputError(f"defense {name!r}: {exc}") from None
 
 
+def defense_parameters(name: str) -> dict:
+    """A defense's parameters with their defaults (from its factory's signature)."""
+    return {key: p.default for key, p in inspect.signature(DEFENSES.get(name)).parameters.items()}
+
+
 def parse_defense(spec: str) -> Defense:
-    """``"jpeg:quality=10"`` or ``"median"`` -> Defense (the grid command's syntax)."""
+    """``"jpeg:quality=10"`` or ``"median"`` -> Defense (the grid command's syntax; radii in pixel values)."""
     name, _, rest = spec.partition(":")
-    params = {}
-    for item in filter(None, rest.split(",")):
-        key, _, value = item.partition("=")
-        try:
-            params[key] = float(value) if "." in value or "e" in value else int(value)
-        except ValueError:
-            raise InputError(f"defense {spec!r}: parameter {key!r} needs a number, got {value!r}") from None
+    params = parse_assignments(list(filter(None, rest.split(","))), defense_parameters(name), f"defense {spec!r}")
     return create_defense(name, **params)
 
 
@@ -231,19 +232,23 @@ def cutmix(alpha: float = 1.0) -> Defense:
 
 class _Adversarial(_Train):
     def loss(self, model, x, y, generator, num_classes):
-        eps = self.params["eps"] / 255
+        eps = self.params["eps"]
         delta = project_linf(((torch.rand(x.shape, generator=generator) * 2 - 1) * eps).to(x.device), x, eps)
         was_training = model.training
         model.eval()
-        delta = pgd(model, x, delta, y, steps=self.params["steps"], step_size=self.params["step_size"] / 255, eps=eps,
+        delta = pgd(model, x, delta, y, steps=self.params["steps"], step_size=self.params["step_size"], eps=eps,
                     descend=False)
         model.train(was_training)
         return super().loss(model, x + delta, y, generator, num_classes)
 
 
 @DEFENSES.register("adversarial")
-def adversarial_training(eps: float = 8, steps: int = 10, step_size: float | None = None) -> Defense:
-    """PGD adversarial training (Madry et al.); eps and step in pixel values (8 -> 8/255; step eps/4)."""
+def adversarial_training(eps: float = 8 / 255, steps: int = 10, step_size: float | None = None) -> Defense:
+    """PGD adversarial training (Madry et al.); eps and step as fractions of the range, like every
+    radius (``adversarial:eps=8`` in a spec is 8/255); step eps/4 unless given."""
+    if not 0 < eps <= 1 or (step_size is not None and not 0 < step_size <= eps):
+        raise InputError(f"adversarial: eps and step_size are fractions of the range (8/255, step up to eps), got "
+                         f"eps={eps!r}, step_size={step_size!r}; in a spec they are pixel values (adversarial:eps=8)")
     return _Adversarial("adversarial", eps=eps, steps=steps, step_size=step_size if step_size is not None else eps / 4)
 
 

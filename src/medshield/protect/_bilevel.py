@@ -31,7 +31,27 @@ from .base import Protection, check_range
 
 
 class ErrorMinimizingLoop(Protection):
-    """Sample-wise error-minimizing noise from a source model trained alongside it."""
+    """Sample-wise error-minimizing noise from a source model trained alongside it.
+
+    Parameters
+    step_size : float, default=1.6/255
+        PGD step.
+    pgd_steps : int, default=10
+        PGD steps per source step.
+    random_start : bool, default=True
+        Start the noise uniform in the radius (else from zero).
+    steps : int, default=5000
+        Source-model steps M.
+    samples : int, default=1
+        J, sampled transformations whose gradients each PGD step sums.
+    final_pass : bool, default=True
+        Update every image's noise once more with the final source model.
+    stop_accuracy : float or None, default=None
+        The original EM stop rule (e.g. 0.99): end source training once its accuracy on the
+        perturbed train set reaches it; ``steps`` is then the upper limit.
+    batch_size, arch, width, lr, momentum, weight_decay, lr_decay, lr_milestones, transform
+        The source model (``SourceModel``).
+    """
 
     #: source-model settings that differ from ``SourceModel``'s defaults for this method
     source_defaults: dict = {}

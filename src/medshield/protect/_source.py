@@ -28,7 +28,28 @@ log = logging.getLogger(__name__)
 class SourceModel:
     """The source network and how it is trained (paper Appendix B.2: ResNet-18, SGD 0.1, momentum
     0.9, weight decay 5e-4, flip + crop). A method keeps these as its own flat parameters
-    (``settings()``) so the manifest lists them beside the method's."""
+    (``settings()``) so the manifest lists them beside the method's.
+
+    Parameters
+    batch_size : int, default=128
+        Source minibatch (also the batch of PGD).
+    arch : str, default="resnet18"
+        Source architecture.
+    width : int, default=64
+        Source model base width.
+    lr : float, default=0.1
+        SGD learning rate.
+    momentum : float, default=0.9
+        SGD momentum.
+    weight_decay : float, default=5e-4
+        SGD weight decay.
+    lr_decay : float, default=0.1
+        Learning-rate decay factor at each milestone.
+    lr_milestones : tuple of float, default=(0.4, 0.8)
+        Decay points as fractions of the source steps.
+    transform : str, default="flip-crop"
+        Transformation distribution T the loss is averaged over.
+    """
 
     batch_size: int = 128
     arch: str = "resnet18"

@@ -69,7 +69,12 @@ def check_range(owner: str, name: str, value, low, high, hint: str = "") -> None
 
 
 class Protection:
-    """Base class: subclasses set ``name`` and implement ``_perturb``."""
+    """Base class: subclasses set ``name`` and implement ``_perturb``.
+
+    Parameters
+    eps : float, default=8/255
+        L-inf radius: no pixel value moves by more.
+    """
 
     name = "base"
     #: precision of the networks (set per run by ``protect``)

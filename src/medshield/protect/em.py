@@ -23,11 +23,9 @@ class EM(ErrorMinimizingLoop):
     """Dense error-minimizing noise within L-inf ``eps``.
 
     Parameters: those of the error-minimizing loop (paper defaults: eps 8/255, 10 PGD steps of
-    1.6/255 with random start, M=5000 source steps, ResNet-18, SGD 0.1), plus
+    1.6/255 with random start, M=5000 source steps, ResNet-18, SGD 0.1, no stop rule), plus
     mode : {"sample", "class"}, default="sample"
-    stop_accuracy : float or None, default=None
-        The original stop rule (e.g. 0.99): end source training once the model's accuracy on
-        the perturbed training set reaches it; ``steps`` is then the upper limit.
+        Noise per image, or one noise per class (the mean of the per-image updates).
     """
 
     name = "em"

@@ -54,10 +54,11 @@ class SALM(ErrorMinimizingLoop):
         the release may change).
     sparse : bool, default=False
         False: Algorithm 1 as written (dense release). True: the release changes at most ``k`` of
-        each image's positions. See the module docstring.
+        each image's positions (README, SALM: Two readings).
     mask : {"fixed", "step", "final"}, default="step" (Algorithm 1), "fixed" with ``sparse``
         Mask life cycle; "fixed" and "final" exist only with ``sparse``.
     mask_scope : {"image", "batch", "class"}, default="image"
+        Rank positions per image, per batch, or per class (shared by all images of a class).
     mask_refresh : int, default=1
         For ``mask="fixed"``: source steps before an image's mask may be recomputed on its next
         visit (1 = every visit).

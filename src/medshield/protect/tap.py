@@ -31,7 +31,9 @@ class TAP(Protection):
     step_size : float, default=0.8/255
         PGD step (a tenth of the radius: the reference code's tau = 0.1).
     pgd_steps : int, default=250
+        PGD steps per restart.
     restarts : int, default=8
+        Random restarts; each image keeps the noise with the lowest target loss.
     source_epochs : int, default=40
         Clean training of the source model (reference: 40 epochs with augmentation).
     batch_size, arch, width, lr, momentum, weight_decay, lr_decay, lr_milestones, transform

@@ -12,7 +12,7 @@ import html
 import json
 from pathlib import Path
 
-from .._runtime import now_iso
+from .._runtime import now_iso, write_json
 from ..data.opening import open_dataset, original_of
 from ..errors import InputError
 from ..evaluate.utility import release_utility
@@ -173,5 +173,5 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, segmentatio
     page = (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>medshield report: {html.escape(data.name)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(sections)}{IMAGE_CHECK}</body></html>")
     (out / "index.html").write_text(page)
-    (out / "utility.json").write_text(json.dumps(utility, indent=2) + "\n")
+    write_json(out / "utility.json", utility)
     return out / "index.html"

@@ -1,9 +1,10 @@
 """Plain-text and markdown tables for results (human-readable beside the JSON)."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
+
+from .._runtime import write_json
 
 
 def fmt_pct(value) -> str:
@@ -102,7 +103,7 @@ def grid_table(cells: list[dict]) -> str:
 
 def write_grid(out: Path, title: str, context: dict, cells: list[dict]) -> None:
     """``out/grid.json`` (the cells with what produced them) and ``out/grid.md`` (the table)."""
-    (Path(out) / "grid.json").write_text(json.dumps({**context, "cells": cells}, indent=2) + "\n")
+    write_json(Path(out) / "grid.json", {**context, "cells": cells})
     (Path(out) / "grid.md").write_text(f"# {title}\n\n{grid_table(cells)}\n")
 
 
