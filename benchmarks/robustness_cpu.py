@@ -22,9 +22,10 @@ from medmnist import INFO
 
 from _common import RESULTS, context
 from medshield import pipeline
+from medshield.evaluate.grid import BREAK_POINTS, FLOOR_POINTS, cell_verdict, crop_gaps
 from medshield.evaluate.journal import Journal
 from medshield.report import markdown_table
-from medshield.report.tables import BREAK_POINTS, FLOOR_POINTS, cell_verdict, crop_gaps, fmt_pct
+from medshield.report.tables import fmt_pct
 
 DATASETS = ("bloodmnist", "pneumoniamnist")
 # Adversarial training in this grid is single-step with a random start (FGSM-RS, Wong et al. 2020,

@@ -32,7 +32,8 @@ def test_majority_floor():
 
 
 def test_crop_gap_follows_the_papers_definition():
-    from medshield.report.tables import crop_gaps, grid_table
+    from medshield.evaluate.grid import crop_gaps
+    from medshield.report.tables import grid_table
 
     # Paper Table 4, TAP row: D_c 91.2, cropped 81.9, D_u 26.5, cropped 12.7 -> Gap 4.5
     cells = [
@@ -49,7 +50,8 @@ def test_crop_gap_follows_the_papers_definition():
 @pytest.mark.parametrize("clean, protected, verdict", [(0.89, 0.74, "holds"), (0.865, 0.826, "breaks"),
                                                        (0.195, 0.195, "trains nothing"), (0.21, 0.10, "trains nothing")])
 def test_cell_verdict_tells_a_break_from_a_defense_that_trains_nothing(clean, protected, verdict):
-    from medshield.report.tables import cell_verdict, grid_table
+    from medshield.evaluate.grid import cell_verdict
+    from medshield.report.tables import grid_table
 
     cell = {"arch": "resnet18", "defense": "x", "clean_test_accuracy": clean, "protected_test_accuracy": protected,
             "protected_peak_test_accuracy": protected, "majority_floor": 0.195}

@@ -27,7 +27,7 @@ from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from ..errors import InputError
-from .folder import FolderData, _class_order, _from_csv, check_one_task, read_labels_csv
+from .folder import FolderData, class_order, paths_from_csv, check_one_task, read_labels_csv
 
 DERIVED_TAGS = ("SOPInstanceUID", "ImageType", "DerivationDescription")
 
@@ -177,7 +177,7 @@ def load_dicom_folder(root: str | Path, labels_csv: str | Path | None) -> DicomD
             if uid not in by_uid:
                 raise InputError(f"{labels_csv} line {line}: no DICOM file in {root} has SOP Instance UID {uid}")
             row["path"] = by_uid[uid]
-    paths, names, splits = _from_csv(root, Path(labels_csv), rows, suffixes=(), kind="a DICOM file")
+    paths, names, splits = paths_from_csv(root, Path(labels_csv), rows, suffixes=(), kind="a DICOM file")
     first = None
     for rel in paths:
         ds = _read(root / rel)
@@ -189,7 +189,7 @@ def load_dicom_folder(root: str | Path, labels_csv: str | Path | None) -> DicomD
             raise InputError(f"{root / rel}: rows, columns, bits or sign {fmt} differ from {first[0]} {first[1]}; "
                              "protect each kind of series separately")
     _, _, _, bits_stored, signed = first[1]
-    classes = _class_order(names)
+    classes = class_order(names)
     check_one_task(labels_csv, names, splits)
     data = DicomData(name=root.name, path=root, files=paths, label_index=np.array([classes.index(n) for n in names]),
                      split=np.array(splits), class_names=classes)

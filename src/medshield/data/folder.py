@@ -241,7 +241,7 @@ def check_one_task(where, names: list[str], splits: list[str]) -> None:
                              "describe one task (check the labels file)")
 
 
-def _from_csv(root: Path, labels_csv: Path, rows: list[dict] | None = None, suffixes=tuple(SUFFIXES),
+def paths_from_csv(root: Path, labels_csv: Path, rows: list[dict] | None = None, suffixes=tuple(SUFFIXES),
               kind: str = "a PNG, JPEG, TIFF or BMP file") -> tuple[list[str], list[str], list[str]]:
     rows = read_labels_csv(labels_csv) if rows is None else rows
     if not rows or not {"path", "label"} <= set(rows[0]):
@@ -268,7 +268,7 @@ def _from_csv(root: Path, labels_csv: Path, rows: list[dict] | None = None, suff
     return files, labels, splits
 
 
-def _class_order(names: list[str]) -> list[str]:
+def class_order(names: list[str]) -> list[str]:
     unique = sorted(set(names))
     if all(n.lstrip("-").isdigit() for n in unique):  # numeric labels keep their numeric order
         unique = sorted(unique, key=int)
@@ -280,10 +280,10 @@ def load_folder(root: str | Path, labels_csv: str | Path | None = None) -> Folde
     root = Path(root).expanduser()
     if not root.is_dir():
         raise InputError(f"{root} is not a folder")
-    files, names, splits = _from_csv(root, Path(labels_csv)) if labels_csv else _from_subfolders(root)
+    files, names, splits = paths_from_csv(root, Path(labels_csv)) if labels_csv else _from_subfolders(root)
     if not files:
         raise InputError(f"{root}: no PNG, JPEG, TIFF or BMP images found")
-    classes = _class_order(names)
+    classes = class_order(names)
     check_one_task(root, names, splits)
     data = FolderData(
         name=root.name, path=root, files=files, label_index=np.array([classes.index(n) for n in names], dtype=np.int64),

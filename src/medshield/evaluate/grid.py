@@ -63,3 +63,31 @@ def run_grid(protected, clean, journal: Journal, *, victims: list[str], defenses
                         "majority_floor": runs["clean"]["majority_floor"]})
     wanted = [key(a, d) for a in victims for d in defenses]
     return [c for c in journal.records() if c["key"] in wanted]
+
+
+# A cell "breaks" the protection when the protected-trained victim comes within BREAK_POINTS of
+# the clean-trained one; it "trains nothing" when the clean-trained victim ends within
+# FLOOR_POINTS of the majority floor (then the protected number says nothing about the protection).
+BREAK_POINTS = 5.0
+FLOOR_POINTS = 2.0
+
+
+def cell_verdict(cell: dict) -> str:
+    """'holds', 'breaks' or 'trains nothing' for one victim + defense cell (see the thresholds)."""
+    clean, protected = cell["clean_test_accuracy"], cell["protected_test_accuracy"]
+    if 100 * (clean - cell["majority_floor"]) < FLOOR_POINTS:
+        return "trains nothing"
+    return "breaks" if 100 * (clean - protected) < BREAK_POINTS else "holds"
+
+
+def crop_gaps(cells: list[dict]) -> list[tuple[str, str, float]]:
+    """The paper's Gap for every crop cell that has a 'none' cell of the same victim."""
+    plain = {c["arch"]: c for c in cells if c["defense"] == "none"}
+    gaps = []
+    for c in cells:
+        if c["defense"].startswith("crop") and c["arch"] in plain:
+            base = plain[c["arch"]]
+            gap = (base["protected_test_accuracy"] - c["protected_test_accuracy"]) - (
+                base["clean_test_accuracy"] - c["clean_test_accuracy"])
+            gaps.append((c["arch"], c["defense"], gap))
+    return gaps

@@ -18,7 +18,8 @@ from ..errors import InputError
 from ..evaluate.utility import release_utility
 from .choice import advice
 from .figures import comparison_grid, learning_curves, perturbation_map
-from .tables import BREAK_POINTS, FLOOR_POINTS, cell_verdict, utility_rows
+from ..evaluate.grid import BREAK_POINTS, FLOOR_POINTS, cell_verdict
+from .tables import utility_rows
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}

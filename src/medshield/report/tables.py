@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 from .._runtime import write_json
+from ..evaluate.grid import cell_verdict, crop_gaps
 
 
 def fmt_pct(value) -> str:
@@ -67,21 +68,6 @@ def utility_table(report: dict) -> str:
     return markdown_table(["measure", "mean", "worst 5 %"], rows)
 
 
-# A cell "breaks" the protection when the protected-trained victim comes within BREAK_POINTS of
-# the clean-trained one; it "trains nothing" when the clean-trained victim ends within
-# FLOOR_POINTS of the majority floor (then the protected number says nothing about the protection).
-BREAK_POINTS = 5.0
-FLOOR_POINTS = 2.0
-
-
-def cell_verdict(cell: dict) -> str:
-    """'holds', 'breaks' or 'trains nothing' for one victim + defense cell (see the thresholds)."""
-    clean, protected = cell["clean_test_accuracy"], cell["protected_test_accuracy"]
-    if 100 * (clean - cell["majority_floor"]) < FLOOR_POINTS:
-        return "trains nothing"
-    return "breaks" if 100 * (clean - protected) < BREAK_POINTS else "holds"
-
-
 def grid_table(cells: list[dict]) -> str:
     """One row per victim + defense: clean-trained, protected-trained accuracy, drop (and peaks)."""
     rows = [
@@ -105,19 +91,6 @@ def write_grid(out: Path, title: str, context: dict, cells: list[dict]) -> None:
     """``out/grid.json`` (the cells with what produced them) and ``out/grid.md`` (the table)."""
     write_json(Path(out) / "grid.json", {**context, "cells": cells})
     (Path(out) / "grid.md").write_text(f"# {title}\n\n{grid_table(cells)}\n")
-
-
-def crop_gaps(cells: list[dict]) -> list[tuple[str, str, float]]:
-    """The paper's Gap for every crop cell that has a 'none' cell of the same victim."""
-    plain = {c["arch"]: c for c in cells if c["defense"] == "none"}
-    gaps = []
-    for c in cells:
-        if c["defense"].startswith("crop") and c["arch"] in plain:
-            base = plain[c["arch"]]
-            gap = (base["protected_test_accuracy"] - c["protected_test_accuracy"]) - (
-                base["clean_test_accuracy"] - c["clean_test_accuracy"])
-            gaps.append((c["arch"], c["defense"], gap))
-    return gaps
 
 
 TABLE5 = [("ssim", "SSIM"), ("ahash", "aHash"), ("phash", "pHash"), ("dhash", "dHash"), ("nmi", "NMI"),
