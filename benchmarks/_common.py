@@ -7,10 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from medshield._runtime import machine, now_iso
-from medshield.data.medmnist import MedMNISTData
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "medmnist"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -23,22 +20,6 @@ def data_root() -> Path:
     if SHARED.is_dir():
         return SHARED
     sys.exit(f"no data: set MEDSHIELD_DATA_ROOT or provide {SHARED}")
-
-
-def subset(data: MedMNISTData, n: int, seed: int = 0) -> MedMNISTData:
-    """The same dataset with a seeded random subset of ``n`` train images (val/test untouched)."""
-    if n >= len(data.images("train")):
-        return data
-    keep = np.sort(np.random.default_rng(seed).permutation(len(data.images("train")))[:n])
-    arrays = {**data.arrays, "train_images": data.images("train")[keep], "train_labels": data.arrays["train_labels"][keep]}
-    return MedMNISTData(name=data.name, path=data.path, arrays=arrays, num_classes=data.num_classes, task=data.task, label_names=data.label_names)
-
-
-def with_train_images(data: MedMNISTData, images: np.ndarray) -> MedMNISTData:
-    return MedMNISTData(
-        name=data.name, path=data.path, arrays={**data.arrays, "train_images": images},
-        num_classes=data.num_classes, task=data.task, label_names=data.label_names,
-    )
 
 
 def context() -> dict:

@@ -23,7 +23,7 @@ import statistics
 
 import torch
 
-from _common import RESULTS, context, data_root, subset, with_train_images
+from _common import RESULTS, context, data_root
 from medshield.data.medmnist import load
 from medshield.evaluate import Recipe, train_victim
 from medshield.evaluate.journal import Journal
@@ -33,6 +33,7 @@ from medshield.protect import create_protection
 from medshield.protect.params import method_parameters
 from medshield.report import markdown_table
 from medshield.report.choice import SUMMARY
+from medshield.report.paper import TABLE5_UTILITY
 
 JOURNAL = Journal(RESULTS / "frontier_cpu.jsonl")
 # What the records cannot say about themselves (kept here so every rewrite of the table keeps it).
@@ -44,7 +45,7 @@ main job's TAP, alone: see README). Accuracies are unaffected (same seed and thr
 bytes). The two reused pneumoniamnist cells (SP, Random) come from benchmarks/table1.py at commit
 2c6a301 (protection code of f7c1a7f, unchanged since for these network-free methods; fp32).
 """
-PAPER_SALM_SSIM = 94.4  # Table 5: the utility the paper's SALM release keeps
+PAPER_SALM_SSIM = TABLE5_UTILITY["salm"]["ssim"]  # the utility the paper's SALM release keeps
 # slug -> (setting as reported, method, parameters on top of the cpu preset)
 SETTINGS = {
     "clean": ("clean", "clean", {}),
@@ -101,7 +102,7 @@ def run_cell(dataset: str, slug: str, seed: int, data, args, sweep: bool) -> dic
         settings = {k: v for k, v in preset("cpu", "protect", method).items() if k in accepted} | params
         result = create_protection(method, **settings).protect(data, seed=seed, progress=False, precision=record["precision"])
         record.update(measure(data.images("train"), result.images), generation_s=round(result.seconds, 1), params=result.params)
-        train = with_train_images(data, result.images)
+        train = data.with_train(result.images)
     trained = train_victim(train, data, recipe, seed=seed, progress=False, precision="fp32")
     record.update(test_accuracy=trained["test_accuracy"], peak_test_accuracy=trained["peak_test_accuracy"],
                   majority_floor=trained["majority_floor"], victim_recipe=trained["recipe"], victim_precision="fp32")
@@ -287,7 +288,7 @@ def main():
     for dataset in datasets:
         data = load(dataset, str(data_root()))
         if args.sweep:
-            data = subset(data, SWEEP_SUBSET)
+            data = data.train_subset(SWEEP_SUBSET)
         for seed in (int(s) for s in args.seeds.split(",")):
             for slug in slugs:
                 key = cell_key(dataset, slug, seed, args, args.sweep)

@@ -17,7 +17,7 @@ import json
 import numpy as np
 import torch
 
-from _common import RESULTS, context, with_train_images
+from _common import RESULTS, context
 from medshield import pipeline
 from medshield.data.opening import open_dataset, original_of
 from medshield.evaluate import Recipe, train_victim
@@ -68,7 +68,7 @@ def main():
             continue
         selected = pipeline.select_for_protection(original, fraction, None, seed)
         mask = selected.reshape((-1,) + (1,) * (original.images("train").ndim - 1))
-        mix = with_train_images(original, np.where(mask, release.images("train"), original.images("train")))
+        mix = original.with_train(np.where(mask, release.images("train"), original.images("train")))
         result = train_victim(mix, original, recipe, seed=seed, progress=False)
         record = {"dataset": args.dataset, "fraction": fraction, "protected_images": int(selected.sum()),
                   "preset": args.preset, "seed": seed, "release": release_dir.name,

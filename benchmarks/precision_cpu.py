@@ -18,7 +18,7 @@ import statistics
 
 import torch
 
-from _common import RESULTS, context, data_root, subset, with_train_images
+from _common import RESULTS, context, data_root
 from medshield.bounds import pixel_change
 from medshield.data.medmnist import load
 from medshield.evaluate import Recipe, train_victim
@@ -46,7 +46,7 @@ def run_cell(method, precision, seed, data, args) -> dict:
         settings = {k: v for k, v in preset("cpu", "protect", method).items() if k in accepted}
         result = create_protection(method, **settings).protect(data, seed=seed, progress=False, precision=precision)
         change = pixel_change(data.images("train"), result.images)
-        trained = train_victim(with_train_images(data, result.images), data, recipe, seed=seed, progress=False, precision="fp32")
+        trained = train_victim(data.with_train(result.images), data, recipe, seed=seed, progress=False, precision="fp32")
         record.update(generation_s=round(result.seconds, 1), linf=change["linf"], l0_mean=change["l0_mean"], params=result.params)
     record.update(test_accuracy=trained["test_accuracy"], peak_test_accuracy=trained["peak_test_accuracy"],
                   majority_floor=trained["majority_floor"], victim_recipe=trained["recipe"], victim_precision="fp32")
@@ -97,7 +97,7 @@ def main():
     parser.add_argument("--only", nargs="*", help="cells to run in this lane: METHOD:PRECISION or clean")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    data = subset(load(args.dataset, str(data_root())), args.subset)
+    data = load(args.dataset, str(data_root())).train_subset(args.subset)
     seeds = [int(s) for s in args.seeds.split(",")]
     cells = [("clean", "fp32")] + [(m, p) for m in args.methods.split(",") for p in ("fp32", "bf16")]
     if args.only:

@@ -14,7 +14,7 @@ import argparse
 
 import torch
 
-from _common import RESULTS, context, data_root, subset, with_train_images
+from _common import RESULTS, context, data_root
 from medshield.bounds import pixel_change
 from medshield.data import load
 from medshield.evaluate import Recipe, train_victim
@@ -46,10 +46,10 @@ def main():
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    data = subset(load("bloodmnist", data_root()), args.subset, seed=args.seed)
+    data = load("bloodmnist", data_root()).train_subset(args.subset, seed=args.seed)
     protection = ClassWiseSALM(steps=args.steps, width=16, mask="fixed", mask_scope="class")
     result = protection.protect(data, seed=args.seed, progress=False)
-    victim = train_victim(with_train_images(data, result.images), data, Recipe(width=16, epochs=8, iterations=None),
+    victim = train_victim(data.with_train(result.images), data, Recipe(width=16, epochs=8, iterations=None),
                           seed=args.seed, progress=False)
     record = {"variant": "class-wise noise + class mask", **context(), "train_images": len(result.images),
               "params": result.params, "generation_s": round(result.seconds, 1),

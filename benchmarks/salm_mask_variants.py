@@ -16,7 +16,7 @@ import json
 
 import torch
 
-from _common import RESULTS, context, data_root, subset, with_train_images
+from _common import RESULTS, context, data_root
 from medshield.bounds import pixel_change
 from medshield.data import load
 from medshield.evaluate import Recipe, train_victim
@@ -43,7 +43,7 @@ JSONL = Journal(RESULTS / "salm_mask_variants.jsonl")
 
 def run(args):
     torch.set_num_threads(args.threads)
-    data = subset(load(args.dataset, data_root()), args.subset, seed=args.seed)
+    data = load(args.dataset, data_root()).train_subset(args.subset, seed=args.seed)
     n = len(data.images("train"))
     recipe = Recipe(width=args.width, epochs=args.epochs, iterations=None)
     for name in args.variants.split(","):
@@ -59,7 +59,7 @@ def run(args):
             settings = {"steps": args.steps, "width": args.width, "batch_size": args.batch_size, **params}
             protection = create_protection("salm", **settings)
             result = protection.protect(data, seed=args.seed, progress=False)
-            train = with_train_images(data, result.images)
+            train = data.with_train(result.images)
             record.update(params=result.params, generation_s=round(result.seconds, 1),
                           change=pixel_change(data.images("train"), result.images), source_log=result.log[-1:])
         victim = train_victim(train, data, recipe, seed=args.seed, progress=False)

@@ -24,15 +24,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import RESULTS, context, data_root, with_train_images
+from _common import RESULTS, context, data_root
 from medshield import pipeline
 from medshield.data.medmnist import load
 from medshield.evaluate import Recipe, train_victim
 from medshield.evaluate.journal import Journal
+from medshield.report.paper import SUPPORT
 
 JOURNAL = Journal(RESULTS / "support_cpu.jsonl")
 # Appendix D.2 (DermaMNIST, ResNet-18): melanoma protected with 5 support classes, and all classes merged.
-PAPER = {"b": "melanoma alone: 9.9 % (PathMNIST support), 8.1 % (general images)", "a": "all classes merged: 10.3 %"}
+PAPER = SUPPORT
 
 
 def protect_held(dataset: str, held: list[int], seed: int, args, work: Path) -> np.ndarray:
@@ -46,7 +47,7 @@ def protect_held(dataset: str, held: list[int], seed: int, args, work: Path) -> 
 
 def victim(train_images, data, seed, args) -> dict:
     recipe = Recipe.named("cpu", args.victim)
-    return train_victim(with_train_images(data, train_images), data, recipe, seed=seed, progress=False, precision="fp32")
+    return train_victim(data.with_train(train_images), data, recipe, seed=seed, progress=False, precision="fp32")
 
 
 def run(scenario: str, owner: list[int] | None, seed: int, data, args, work: Path) -> dict:

@@ -22,16 +22,11 @@ from _common import RESULTS, context, data_root
 from medshield import pipeline
 from medshield.evaluate.journal import Journal
 from medshield.report import markdown_table
+from medshield.report.paper import TABLE1_ACCURACY
 
 DATASETS = ("bloodmnist", "pneumoniamnist", "breastmnist", "retinamnist")
 COLUMNS = ("clean", "tap", "em", "sp", "salm", "random")
-# The paper's Table 1 (RN-18, 28 px), test accuracy %; Random is not in the paper.
-PAPER = {
-    "bloodmnist": {"clean": 95.8, "tap": 19.6, "em": 30.5, "sp": 30.5, "salm": 7.1},
-    "pneumoniamnist": {"clean": 85.4, "tap": 66.9, "em": 65.8, "sp": 70.1, "salm": 63.9},
-    "breastmnist": {"clean": 86.3, "tap": 44.9, "em": 46.2, "sp": 50.0, "salm": 53.2},
-    "retinamnist": {"clean": 52.4, "tap": 39.5, "em": 13.0, "sp": 8.3, "salm": 12.2},
-}
+PAPER = TABLE1_ACCURACY  # Random is not in the paper
 
 
 def paper_lowest(flag: str) -> str:

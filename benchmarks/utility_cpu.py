@@ -16,15 +16,10 @@ import time
 from _common import RESULTS, context
 from medshield.evaluate.utility import release_utility
 from medshield.report import markdown_table
+from medshield.report.paper import TABLE5_UTILITY
 
 METHODS = ("salm", "em", "tap", "sp", "random")
-# The paper's Table 5 (dataset not stated; SSIM and hash similarities and NMI in %).
-PAPER = {
-    "tap": {"ssim": 94.6, "ahash": 75.1, "phash": 88.8, "dhash": 77.2, "nmi": 42.7},
-    "em": {"ssim": 92.7, "ahash": 77.7, "phash": 89.1, "dhash": 77.4, "nmi": 42.9},
-    "sp": {"ssim": 99.9, "ahash": 95.4, "phash": 99.9, "dhash": 99.3, "nmi": 99.9},
-    "salm": {"ssim": 94.4, "ahash": 77.9, "phash": 89.4, "dhash": 77.2, "nmi": 44.7},
-}
+PAPER = TABLE5_UTILITY
 PAPER_COLUMNS = ("ssim", "ahash", "phash", "dhash", "nmi")
 OURS = PAPER_COLUMNS + ("psnr", "segmentation_agreement", "l0")
 

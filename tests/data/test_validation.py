@@ -145,3 +145,16 @@ def test_root_from_environment(tmp_path, monkeypatch):
     np.savez(tmp_path / "breastmnist.npz", **good_arrays())
     monkeypatch.setenv("MEDSHIELD_DATA_ROOT", str(tmp_path))
     assert resolve("breastmnist") == tmp_path / "breastmnist.npz"
+
+
+def test_a_train_subset_is_seeded_keeps_order_and_leaves_the_other_splits(tiny_npz):
+    data = load(str(tiny_npz))
+    part = data.train_subset(50, seed=3)
+    assert len(part.images("train")) == 50 and part.train_subset(50, seed=3).images("train").shape == (50, 28, 28)
+    assert np.array_equal(part.images("train"), data.train_subset(50, seed=3).images("train"))
+    assert not np.array_equal(part.images("train"), data.train_subset(50, seed=4).images("train"))
+    rows = [next(i for i, image in enumerate(data.images("train")) if np.array_equal(image, kept)) for kept in part.images("train")]
+    assert rows == sorted(rows) and np.array_equal(part.labels("train"), data.labels("train")[rows])
+    assert part.images("test") is data.images("test") and data.train_subset(10_000) is data
+    swapped = data.with_train(data.images("train")[::-1].copy())
+    assert np.array_equal(swapped.images("train")[0], data.images("train")[-1]) and swapped.arrays is not data.arrays

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,20 @@ class MedMNISTData:
     @property
     def splits(self) -> list[str]:
         return [s for s in ("train", "val", "test") if f"{s}_images" in self.arrays]
+
+    def with_train(self, images: np.ndarray, labels: np.ndarray | None = None) -> "MedMNISTData":
+        """The same dataset with its train split replaced (val and test untouched)."""
+        arrays = {**self.arrays, "train_images": images}
+        if labels is not None:
+            arrays["train_labels"] = labels
+        return replace(self, arrays=arrays)
+
+    def train_subset(self, n: int, seed: int = 0) -> "MedMNISTData":
+        """A seeded random subset of ``n`` train images, in their order (the whole split if smaller)."""
+        if n >= len(self.images("train")):
+            return self
+        keep = np.sort(np.random.default_rng(seed).permutation(len(self.images("train")))[:n])
+        return self.with_train(self.images("train")[keep], self.arrays["train_labels"][keep])
 
 
 def parse_flag(spec: str) -> tuple[str, int]:

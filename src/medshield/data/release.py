@@ -165,6 +165,4 @@ def restored_npz(release: Release, restoration: Restoration) -> MedMNISTData:
     original = np.empty_like(released)
     for rows, block in restore_rows(released, restoration):
         original[rows] = block
-    data = release.data
-    return MedMNISTData(name=data.name, path=data.path, arrays={**data.arrays, "train_images": original},
-                        num_classes=data.num_classes, task=data.task, label_names=data.label_names)
+    return release.data.with_train(original)
