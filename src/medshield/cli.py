@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import __version__
 from ._runtime import write_json
+from .data.release import check_writable
 from .data.sealing import default_key_path
 from .errors import InputError
 from .evaluate.defenses import list_defenses
@@ -261,8 +262,8 @@ def _run(args) -> int:
             )
         return 0
     if args.verb == "evaluate":
-        if args.json:
-            Path(args.json).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        if args.json:  # before hours of training, not after
+            check_writable(Path(args.json).expanduser().resolve(), "--json")
         options = _given(args, VICTIM_OPTIONS)
         report = pipeline.evaluate(
             args.dataset, preset_name=args.preset, recipe_name=options.pop("recipe_name", None), recipe=options, root=args.root,
