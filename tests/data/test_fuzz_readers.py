@@ -65,6 +65,18 @@ def test_mutated_npz_files(capsys, tmp_path_factory, npz_bytes, cut, flips):
     protect_ends_cleanly(capsys, str(work / "tiny.npz"), work / "out")
 
 
+@FUZZ
+@given(member=st.sampled_from(["train_images", "train_labels", "test_images", "test_labels"]), **MUTATIONS)
+def test_npz_whose_member_is_mutated_inside_a_valid_archive(capsys, tmp_path_factory, npz_bytes, member, cut, flips):
+    """Past the zip layer: one .npy member's bytes truncated or flipped (header lies included), CRCs valid."""
+    work = tmp_path_factory.mktemp("fuzz")
+    with zipfile.ZipFile(io.BytesIO(npz_bytes)) as source, zipfile.ZipFile(work / "tiny.npz", "w") as target:
+        for name in source.namelist():
+            data = source.read(name)
+            target.writestr(name, mutate(data, cut, flips) if name == f"{member}.npy" else data)
+    protect_ends_cleanly(capsys, str(work / "tiny.npz"), work / "out")
+
+
 def rewritten_npz(arrays: dict) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)

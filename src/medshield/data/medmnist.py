@@ -151,6 +151,10 @@ def load(spec: str, root: str | Path | None = None, download: bool = True) -> Me
     except Exception as exc:  # a damaged archive or .npy header makes numpy raise nearly anything (SyntaxError, ...)
         reason = "it holds pickled objects" if "pickle" in str(exc).lower() else "it is not a readable .npz"
         raise InputError(f"cannot read {path}: {reason} ({exc.__class__.__name__})") from None
+    damaged = sorted(key for key, value in arrays.items() if not isinstance(value, np.ndarray))
+    if damaged:  # numpy hands back the raw bytes of a member without a valid .npy header
+        raise InputError(f"cannot read {path}: {', '.join(damaged)} is not a numpy array (a damaged .npy member); "
+                         "save the arrays with numpy.savez")
     name = path.name[: -len(".npz")] if path.name.endswith(".npz") else path.stem
     flag = name.split("_")[0]
     info = medmnist_info().get(flag)
