@@ -29,6 +29,7 @@ from medshield import pipeline
 from medshield.data.medmnist import load
 from medshield.evaluate import Recipe, train_victim
 from medshield.evaluate.journal import Journal
+from medshield.evaluate.workflow import split_by_classes
 from medshield.report.paper import SUPPORT
 
 JOURNAL = Journal(RESULTS / "support_cpu.jsonl")
@@ -64,7 +65,7 @@ def run(scenario: str, owner: list[int] | None, seed: int, data, args, work: Pat
         merged[rows] = images[rows]
         drawn.append(support)
     result = victim(merged, data, seed, args)
-    split = pipeline.split_by_classes({"run": result}, owner or [])["run"] if scenario == "b" else {}
+    split = split_by_classes({"run": result}, owner or [])["run"] if scenario == "b" else {}
     return {**record, "owner_classes": owner or list(range(data.num_classes)), "support_drawn": drawn,
             "test_accuracy": result["test_accuracy"], "owner_class_accuracy": split.get("protected_classes_accuracy"),
             "other_classes_accuracy": split.get("other_classes_accuracy"), "majority_floor": result["majority_floor"]}

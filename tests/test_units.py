@@ -1,7 +1,8 @@
 """One radius unit and one way to read typed parameters, for methods and defenses alike."""
 import pytest
 
-from medshield.cli import build_parser, method_options
+from medshield.cli import build_parser
+from medshield.options import method_options
 from medshield.errors import InputError
 from medshield.evaluate.defenses import parse_defense
 from medshield.protect.params import method_parameters

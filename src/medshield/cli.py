@@ -15,11 +15,12 @@ from .data.release import check_writable
 from .data.sealing import default_key_path
 from .errors import InputError
 from .evaluate.defenses import list_defenses
-from .models import PRECISIONS, list_models
-from .presets import PRESETS, RECIPES
+from .models import PRECISIONS
+from .options import PROTECT_OPTIONS, VICTIM_OPTIONS, add_options, given, shown
+from .presets import PRESETS
 from .protect import list_protections
 from .protect.params import method_parameters, parameter_docs
-from .units import RADIUS_PARAMS, parse_assignments, parse_value
+from .units import RADIUS_PARAMS, parse_assignments
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,73 +42,6 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
 
 
-def _shown(name: str, value) -> str:
-    """A default as a user would type it (radii in pixel values)."""
-    if name in RADIUS_PARAMS and isinstance(value, float):
-        return f"{value * 255:.3g}"
-    if isinstance(value, tuple):
-        return ",".join(f"{v:g}" for v in value)
-    return str(value)
-
-
-def _typed(name: str, default):
-    def parse(text: str):
-        try:
-            return parse_value(name, text, default)
-        except InputError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    parse.__name__ = name
-    return parse
-
-
-def method_options() -> list[tuple[str, str, dict]]:
-    """One flag per parameter of the registered methods (flag, parameter, argparse kwargs): typed
-    after its default, help text from the methods' documented parameters, defaults per method."""
-    entries: dict[str, dict[str, tuple]] = {}  # parameter -> method -> (default, doc)
-    for method in list_protections():
-        docs = parameter_docs(method)
-        for name, default in method_parameters(method).items():
-            doc = docs.get(name, "").replace("``", "").replace("%", "%%").rstrip(".")
-            entries.setdefault(name, {})[method] = (default, doc)
-    options = []
-    for name, by_method in entries.items():
-        first = next(iter(by_method.values()))[0]
-        groups: dict[tuple, list[str]] = {}
-        for method, (default, doc) in by_method.items():
-            groups.setdefault((_shown(name, default), doc), []).append(method)
-        every = len(by_method) == len(list_protections()) and len(groups) == 1
-        parts = []
-        for (shown, doc), methods in groups.items():
-            said = f"{doc} (default {shown})" if not isinstance(first, bool) else doc
-            parts.append(said if every else f"{', '.join(methods)}: {said}")
-        help_text = ("pixel values. " if name in RADIUS_PARAMS else "") + "; ".join(parts)
-        if isinstance(first, bool):
-            flag = f"--{'no-' if first else ''}{name.replace('_', '-')}"
-            help_text = f"{'off' if first else 'on'} (default {'on' if first else 'off'}): {help_text}"
-            options.append((flag, name, {"action": "store_const", "const": not first, "help": help_text}))
-        else:
-            options.append((f"--{name.replace('_', '-')}", name, {"type": _typed(name, first), "help": help_text}))
-    return options
-
-
-PROTECT_OPTIONS = method_options()
-
-VICTIM_OPTIONS = [
-    ("--recipe", "recipe_name", {"choices": list(RECIPES), "help": "named victim recipe: paper (SGD, 20,000 iterations), "
-                                 "medmnist (official: Adam 1e-3, 100 epochs), cpu; default: the preset's. Options below override it"}),
-    ("--arch", "arch", {"choices": list_models(), "help": "victim architecture (resnet18)"}),
-    ("--width", "width", {"type": int, "help": "victim base width (64)"}),
-    ("--epochs", "epochs", {"type": int}),
-    ("--iterations", "iterations", {"type": int, "help": "paper preset: 20000"}),
-    ("--batch-size", "batch_size", {"type": int}),
-    ("--optimizer", "optimizer", {"choices": ["sgd", "adam"]}),
-    ("--lr", "lr", {"type": float}),
-    ("--weight-decay", "weight_decay", {"type": float}),
-    ("--schedule", "schedule", {"choices": ["multistep", "cosine", "constant"]}),
-    ("--no-augment", "augment", {"action": "store_const", "const": False, "help": "no flip + crop"}),
-]
-
-
 def _originals(p: argparse.ArgumentParser) -> None:
     """Where the owner's tools find the originals of a release."""
     p.add_argument("--key", help="the release's key file (default: RELEASE.key beside the release, when it exists)")
@@ -117,15 +51,6 @@ def _originals(p: argparse.ArgumentParser) -> None:
 SEGMENTATION_HELP = ("your TorchScript segmentation network (torch.jit.save): also report how many pixels it labels "
                      "differently on the release; takes (N, C, H, W) floats in [0, 1], returns (N, K, H, W) scores "
                      "or (N, 1, H, W) logits. Load only models you trust")
-
-
-def _add(p, options):
-    for flag, dest, kwargs in options:
-        p.add_argument(flag, dest=dest, default=None, **kwargs)
-
-
-def _given(args, options) -> dict:
-    return {dest: getattr(args, dest) for _, dest, _ in options if getattr(args, dest) is not None}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="any parameter of the method, repeatable (radii in pixel values); 'medshield methods' lists them")
-    _add(p, PROTECT_OPTIONS)
+    add_options(p, PROTECT_OPTIONS)
 
     p = verbs.add_parser("evaluate", help="train a victim and report test accuracy", description="Train a victim on a dataset's train split; score on its test split.")
     p.add_argument("dataset", help="release folder, MedMNIST flag, .npz, or image folder")
@@ -163,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--defense", help=f"adversary's defense, NAME[:key=value,...]; one of {', '.join(list_defenses())}")
     _originals(p)
     _common(p)
-    _add(p, VICTIM_OPTIONS)
+    add_options(p, VICTIM_OPTIONS)
 
     p = verbs.add_parser("grid", help="evaluate a release against victims x defenses (resumable)",
                          description="Train every victim under every defense on a release and on its original.")
@@ -173,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--defenses", default="none", help="semicolon-separated NAME[:key=value,...] or 'none'")
     _originals(p)
     _common(p)
-    _add(p, [o for o in VICTIM_OPTIONS if o[1] != "arch"])
+    add_options(p, [o for o in VICTIM_OPTIONS if o[1] != "arch"])
 
     p = verbs.add_parser("utility", help="how much a release changed its images (SSIM, PSNR, hashes, NMI, L-inf, L0)",
                          description="Compare a release's train images with the originals it was made from.")
@@ -238,12 +163,12 @@ def _run(args) -> int:
             print(f"{name}: {(PROTECTIONS.get(name).__doc__ or '').strip().splitlines()[0]}")
             docs = parameter_docs(name)
             for key, value in method_parameters(name).items():
-                shown = f"{_shown(key, value)}/255" if key in RADIUS_PARAMS else repr(value)
-                print(f"  {key} = {shown}" + (f"  {docs[key]}" if docs.get(key) else ""))
+                text = f"{shown(key, value)}/255" if key in RADIUS_PARAMS else repr(value)
+                print(f"  {key} = {text}" + (f"  {docs[key]}" if docs.get(key) else ""))
         return 0
     if args.verb == "protect":
         release = pipeline.protect(
-            args.dataset, args.out, method=args.method, preset_name=args.preset, params={**_given(args, PROTECT_OPTIONS), **parse_assignments(args.param, method_parameters(args.method), f"--param ({args.method})")},
+            args.dataset, args.out, method=args.method, preset_name=args.preset, params={**given(args, PROTECT_OPTIONS), **parse_assignments(args.param, method_parameters(args.method), f"--param ({args.method})")},
             root=args.root, seed=args.seed, overwrite=args.overwrite, device=args.device, progress=not args.quiet,
             fraction=args.fraction, classes=args.classes, labels=args.labels, jpeg_as_png=args.jpeg_as_png,
             precision=args.precision, key_out=args.key_out, threads=args.threads, support=args.support,
@@ -264,7 +189,7 @@ def _run(args) -> int:
     if args.verb == "evaluate":
         if args.json:  # before hours of training, not after
             check_writable(Path(args.json).expanduser().resolve(), "--json")
-        options = _given(args, VICTIM_OPTIONS)
+        options = given(args, VICTIM_OPTIONS)
         report = pipeline.evaluate(
             args.dataset, preset_name=args.preset, recipe_name=options.pop("recipe_name", None), recipe=options, root=args.root,
             seed=args.seed, compare=args.compare, device=args.device, progress=not args.quiet, defense=args.defense, labels=args.labels,
@@ -276,7 +201,7 @@ def _run(args) -> int:
             print(evaluation_table(report))
         return 0
     if args.verb == "grid":
-        options = _given(args, [o for o in VICTIM_OPTIONS if o[1] != "arch"])
+        options = given(args, [o for o in VICTIM_OPTIONS if o[1] != "arch"])
         cells = pipeline.grid(
             args.release, args.out, victims=args.victims.split(","), defenses=[d for d in args.defenses.split(";") if d],
             preset_name=args.preset, recipe_name=options.pop("recipe_name", None), recipe=options,
@@ -315,9 +240,9 @@ def _run(args) -> int:
 
         checks = verify_release(args.release, key=args.key, original=args.original, labels=args.labels)
         _write_json(args.json, checks)
-        shown = {True: "ok", False: "FAILED", None: "not checked"}
+        status = {True: "ok", False: "FAILED", None: "not checked"}
         for check in checks:
-            print(f"{shown[check['ok']]:>11}  {check['check']}: {check['detail']}")
+            print(f"{status[check['ok']]:>11}  {check['check']}: {check['detail']}")
         return 1 if any(check["ok"] is False for check in checks) else 0
     raise AssertionError(args.verb)
 

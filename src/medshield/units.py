@@ -47,8 +47,9 @@ def parse_value(name: str, text: str, default):
                     pass
         return text
     except ValueError:
-        kind = "true or false" if isinstance(default, bool) else type(default).__name__
-        raise InputError(f"{name}: expected {kind}, got {text!r}") from None
+        if isinstance(default, bool):
+            raise InputError(f"{name}: expected true or false, got {text!r}") from None
+        raise InputError(f"{name} needs a number ({type(default).__name__}), got {text!r}") from None
 
 
 def parse_assignments(items: list[str], defaults: dict, what: str) -> dict:

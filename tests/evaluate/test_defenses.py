@@ -84,9 +84,9 @@ def test_registry_and_spec_parsing():
     assert parse_defense("adversarial:eps=4/255").params["eps"] == create_defense("adversarial", eps=4 / 255).params["eps"]
     with pytest.raises(InputError, match="unknown defense"):
         parse_defense("magic")
-    with pytest.raises(InputError, match="quality: expected int"):
+    with pytest.raises(InputError, match="needs a number"):
         parse_defense("jpeg:quality=high")
-    with pytest.raises(InputError, match="defense 'jpeg:level=3': no parameter 'level'; it takes: quality"):
+    with pytest.raises(InputError, match="defense 'jpeg'"):
         parse_defense("jpeg:level=3")
 
 

@@ -27,7 +27,8 @@ from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from ..errors import InputError
-from .folder import FolderData, class_order, paths_from_csv, check_one_task, read_labels_csv
+from .folder import FolderData
+from .labels import check_one_task, class_order, paths_from_csv, read_labels_csv
 
 DERIVED_TAGS = ("SOPInstanceUID", "ImageType", "DerivationDescription")
 
@@ -177,7 +178,7 @@ def load_dicom_folder(root: str | Path, labels_csv: str | Path | None) -> DicomD
             if uid not in by_uid:
                 raise InputError(f"{labels_csv} line {line}: no DICOM file in {root} has SOP Instance UID {uid}")
             row["path"] = by_uid[uid]
-    paths, names, splits = paths_from_csv(root, Path(labels_csv), rows, suffixes=(), kind="a DICOM file")
+    paths, names, splits = paths_from_csv(root, Path(labels_csv), (), "a DICOM file", rows)
     first = None
     for rel in paths:
         ds = _read(root / rel)

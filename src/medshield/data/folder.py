@@ -15,7 +15,6 @@ decoded on first use, one file at a time, into an on-disk cache (:mod:`.scratch`
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import warnings
 from dataclasses import dataclass, field
@@ -27,10 +26,10 @@ import tifffile
 from PIL import Image
 
 from ..errors import InputError
+from .labels import check_one_task, class_order, from_subfolders, paths_from_csv
 from .scratch import ScratchArray
 
 SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
-SPLITS = ("train", "val", "test")
 MODES = {"L": (np.uint8, 1), "RGB": (np.uint8, 3), "I;16": (np.uint16, 1), "I;16B": (np.uint16, 1), "I;16L": (np.uint16, 1)}
 
 
@@ -184,103 +183,15 @@ class FolderData:
         return digest.hexdigest()
 
 
-def _from_subfolders(root: Path) -> tuple[list[str], list[str], list[str]]:
-    files, labels = [], []
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and path.suffix.lower() in SUFFIXES:
-            rel = path.relative_to(root)
-            if len(rel.parts) < 2:
-                raise InputError(f"{path}: images must sit in one sub-folder per label (root/<label>/...), or give --labels FILE.csv")
-            check_inside(root, rel.as_posix(), str(path))  # a symlink out of the folder is refused like a CSV path
-            files.append(rel.as_posix())
-            labels.append(rel.parts[0])
-    return files, labels, ["train"] * len(files)
-
-
-def read_labels_csv(labels_csv: Path) -> list[dict]:
-    """The rows of a UTF-8 labels file (a BOM is allowed), every field present, or one clear error."""
-    try:
-        with open(labels_csv, newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.DictReader(handle))
-    except OSError as exc:
-        raise InputError(f"{labels_csv}: cannot read the labels file ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{labels_csv}: not UTF-8 text (byte {exc.start}); save the labels file as UTF-8") from None
-    except csv.Error as exc:
-        raise InputError(f"{labels_csv}: not a readable CSV ({exc})") from None
-    for line, row in enumerate(rows, start=2):
-        if None in row or None in row.values():
-            raise InputError(f"{labels_csv} line {line}: {'more' if None in row else 'fewer'} fields than the header has")
-    return rows
-
-
-def check_inside(root: Path, rel: str, where: str) -> None:
-    """A listed path must name a file inside the folder: relative, no '..', no symlink out of it.
-
-    Otherwise a labels file could make protection read, and a release write, outside its folders."""
-    if "\x00" in rel:
-        raise InputError(f"{where}: the path {rel!r} contains a NUL byte")
-    if Path(rel).is_absolute() or ".." in Path(rel).parts:
-        raise InputError(f"{where}: {rel} must be a path relative to {root}, without '..'")
-    try:
-        resolved = (root / rel).resolve(strict=False)
-        inside = resolved.is_relative_to(root.resolve())
-    except (OSError, RuntimeError):  # a symlink loop
-        raise InputError(f"{where}: {rel} cannot be resolved (a symlink loop?)") from None
-    if not inside:
-        raise InputError(f"{where}: {rel} resolves to {resolved}, outside {root}; copy the file into the folder")
-
-
-def check_one_task(where, names: list[str], splits: list[str]) -> None:
-    """Val and test labels must occur in train: otherwise the splits describe different tasks."""
-    train = {n for n, s in zip(names, splits) if s == "train"}
-    for split in ("val", "test"):
-        unseen = sorted({n for n, s in zip(names, splits) if s == split} - train)
-        if unseen:
-            raise InputError(f"{where}: {split} images have label(s) {unseen} that no train image has; the splits must "
-                             "describe one task (check the labels file)")
-
-
-def paths_from_csv(root: Path, labels_csv: Path, rows: list[dict] | None = None, suffixes=tuple(SUFFIXES),
-              kind: str = "a PNG, JPEG, TIFF or BMP file") -> tuple[list[str], list[str], list[str]]:
-    rows = read_labels_csv(labels_csv) if rows is None else rows
-    if not rows or not {"path", "label"} <= set(rows[0]):
-        raise InputError(f"{labels_csv}: needs a header with columns path,label (and optionally split)")
-    files, labels, splits, seen = [], [], [], set()
-    for line, row in enumerate(rows, start=2):
-        rel = Path(row["path"].strip()).as_posix()
-        check_inside(root, rel, f"{labels_csv} line {line}")
-        if rel in seen:
-            raise InputError(f"{labels_csv} line {line}: {rel} is listed twice")
-        seen.add(rel)
-        if not (root / rel).is_file():
-            raise InputError(f"{labels_csv} line {line}: {root / rel} does not exist")
-        if suffixes and Path(rel).suffix.lower() not in suffixes:
-            raise InputError(f"{labels_csv} line {line}: {rel} is not {kind}")
-        split = (row.get("split") or "train").strip().lower()
-        if split not in SPLITS:
-            raise InputError(f"{labels_csv} line {line}: split {split!r} is not one of {', '.join(SPLITS)}")
-        if not (row["label"] or "").strip():
-            raise InputError(f"{labels_csv} line {line}: {rel} has no label")
-        files.append(rel)
-        labels.append(row["label"].strip())
-        splits.append(split)
-    return files, labels, splits
-
-
-def class_order(names: list[str]) -> list[str]:
-    unique = sorted(set(names))
-    if all(n.lstrip("-").isdigit() for n in unique):  # numeric labels keep their numeric order
-        unique = sorted(unique, key=int)
-    return unique
-
-
 def load_folder(root: str | Path, labels_csv: str | Path | None = None) -> FolderData:
     """Read and validate a folder of images (all of them are opened once, before any work)."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise InputError(f"{root} is not a folder")
-    files, names, splits = paths_from_csv(root, Path(labels_csv)) if labels_csv else _from_subfolders(root)
+    if labels_csv:
+        files, names, splits = paths_from_csv(root, Path(labels_csv), tuple(SUFFIXES), "a PNG, JPEG, TIFF or BMP file")
+    else:
+        files, names, splits = from_subfolders(root, SUFFIXES)
     if not files:
         raise InputError(f"{root}: no PNG, JPEG, TIFF or BMP images found")
     classes = class_order(names)

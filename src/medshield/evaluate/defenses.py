@@ -67,7 +67,7 @@ def defense_parameters(name: str) -> dict:
 def parse_defense(spec: str) -> Defense:
     """``"jpeg:quality=10"`` or ``"median"`` -> Defense (the grid command's syntax; radii in pixel values)."""
     name, _, rest = spec.partition(":")
-    params = parse_assignments(list(filter(None, rest.split(","))), defense_parameters(name), f"defense {spec!r}")
+    params = parse_assignments(list(filter(None, rest.split(","))), defense_parameters(name), f"defense {name!r} ({spec})")
     return create_defense(name, **params)
 
 
