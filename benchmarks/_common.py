@@ -7,10 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medshield._runtime import machine, now_iso
+from medshield._runtime import machine, now_iso, write_json
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "medmnist"
 RESULTS = Path(__file__).resolve().parent / "results"
+__all__ = ["RESULTS", "SHARED", "context", "data_root", "write_json", "write_markdown"]  # write_json: the library's one JSON writer
 
 
 def data_root() -> Path:
@@ -29,3 +30,10 @@ def context() -> dict:
         commit = "unknown"
     return {"command": " ".join([Path(sys.executable).name] + sys.argv), "date": now_iso(), "commit": commit,
             "machine": machine(), "cpu": platform.processor() or platform.machine()}
+
+
+def write_markdown(path: Path, text: str) -> None:
+    """A results table, replaced whole (two lanes rewriting it never leave half of one)."""
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    partial.write_text(text if text.endswith("\n") else text + "\n")
+    os.replace(partial, path)

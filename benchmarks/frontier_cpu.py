@@ -23,7 +23,7 @@ import statistics
 
 import torch
 
-from _common import RESULTS, context, data_root
+from _common import RESULTS, context, data_root, write_json, write_markdown
 from medshield.data.medmnist import load
 from medshield.evaluate import Recipe, train_victim
 from medshield.evaluate.journal import Journal
@@ -74,9 +74,6 @@ for _k in SWEEP_K:
     SETTINGS.setdefault(f"salm-k{_k:.2f}", (f"salm k={_k:.2f}", "salm", {"k": _k}))
     SETTINGS.setdefault(f"salm-sparse-k{_k:.2f}", (f"salm --sparse k={_k:.2f}", "salm", {"k": _k, "sparse": True}))
 SWEEP_SUBSET = 4000
-# Cells of benchmarks/table1.py whose code has not changed since they ran (commit 2c6a301, with
-# f7c1a7f's protection code): SP and Random use no network, so the precision does not matter.
-REUSED = {("pneumoniamnist", "sp"), ("pneumoniamnist", "random")}
 
 
 def cell_key(dataset: str, slug: str, seed: int, args, sweep: bool = False) -> dict:
@@ -107,26 +104,6 @@ def run_cell(dataset: str, slug: str, seed: int, data, args, sweep: bool) -> dic
     record.update(test_accuracy=trained["test_accuracy"], peak_test_accuracy=trained["peak_test_accuracy"],
                   majority_floor=trained["majority_floor"], victim_recipe=trained["recipe"], victim_precision="fp32")
     return record
-
-
-def reused_cells(args) -> list[dict]:
-    """Table 1 cells that are valid frontier cells as they stand (see REUSED), with their utility."""
-    table1 = {(r["dataset"], r["method"]): r for r in json.loads((RESULTS / "table1_cpu.json").read_text())}
-    utility = {(r["dataset"], r["method"]): r for r in json.loads((RESULTS / "utility_cpu.json").read_text())}
-    cells = []
-    for dataset, method in sorted(REUSED):
-        t, u = table1[(dataset, method)], utility[(dataset, method)]["overall"]
-        cells.append({
-            "dataset": dataset, "slug": method, "seed": t["seed"], "threads": t["machine"]["torch_threads"],
-            "precision": "fp32", "subset": None, "setting": SETTINGS[method][0], "method": method, "sweep": False,
-            "ssim": u["ssim"]["mean"], "psnr": u["psnr"]["mean"], "l0": u["l0"]["mean"],
-            "generation_s": t["generation_s"], "params": t["protect_params"], "test_accuracy": t["test_accuracy"],
-            "peak_test_accuracy": t["peak_test_accuracy"], "majority_floor": t["majority_floor"],
-            "victim_recipe": t["victim_recipe"], "victim_precision": "fp32", "command": t["command"],
-            "date": t["date"], "commit": t["commit"], "machine": t["machine"],
-            "taken_from": "table1_cpu.json (accuracy, time) + utility_cpu.json (SSIM, PSNR, L0)",
-        })
-    return cells
 
 
 def groups(records: list[dict]) -> dict[tuple[str, str], list[dict]]:
@@ -202,7 +179,7 @@ def write(records: list[dict]) -> None:
     picks = recommended(records)
     for r in records:
         r["recommended"] = not r["sweep"] and picks.get(r["dataset"]) == r["slug"]
-    (RESULTS / "frontier_cpu.json").write_text(json.dumps(records, indent=2) + "\n")
+    write_json(RESULTS / "frontier_cpu.json", records)
     rows = []
     for (dataset, slug), cells in groups(records).items():
         acc, sd = mean_sd([100 * r["test_accuracy"] for r in cells])
@@ -232,7 +209,7 @@ def write(records: list[dict]) -> None:
                  + markdown_table(["setting", "seed", "test acc %", "SSIM %", "L0 %", "generation s"],
                                   [[r["setting"], r["seed"], f"{100 * r['test_accuracy']:.1f}", f"{r['ssim']:.1f}",
                                     f"{100 * r['l0']:.1f}", f"{r['generation_s']:.0f}"] for r in sweep]) + "\n")
-    (RESULTS / "frontier_cpu.md").write_text(text)
+    write_markdown(RESULTS / "frontier_cpu.md", text)
     plot(records, picks)
     write_summary(records, picks)
 
@@ -257,9 +234,8 @@ def write_summary(records: list[dict], picks: dict[str, str]) -> None:
     for table in datasets.values():
         table["settings"].sort(key=lambda r: (not r["recommended"], r["accuracy"]))
     dates = sorted(r["date"] for r in records)
-    SUMMARY.write_text(json.dumps({"source": "benchmarks/frontier_cpu.py (benchmarks/results/frontier_cpu.md)", "preset": "cpu",
-                                   "date": dates[-1][:10] if dates else "", "ssim_floor": PAPER_SALM_SSIM,
-                                   "datasets": datasets}, indent=1) + "\n")
+    write_json(SUMMARY, {"source": "benchmarks/frontier_cpu.py (benchmarks/results/frontier_cpu.md)", "preset": "cpu",
+                         "date": dates[-1][:10] if dates else "", "ssim_floor": PAPER_SALM_SSIM, "datasets": datasets})
 
 
 def main():
@@ -273,11 +249,6 @@ def main():
     parser.add_argument("--write-only", action="store_true", help="rewrite the tables and figures from the journal")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    journal = JOURNAL.records()
-    have = {(r["dataset"], r["slug"], r["seed"]) for r in journal}
-    for cell in reused_cells(args):
-        if (cell["dataset"], cell["slug"], cell["seed"]) not in have:
-            JOURNAL.append(cell)
     if args.write_only:
         return write(JOURNAL.records())
     datasets = ["bloodmnist"] if args.sweep else args.datasets.split(",")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import re
 import subprocess
@@ -20,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import RESULTS, context
+from _common import RESULTS, context, write_json, write_markdown
 from medshield.evaluate.journal import Journal
 from medshield.report import markdown_table
 
@@ -51,7 +50,7 @@ def main() -> None:
     result = {**context(), "examples_per_test": args.examples, "cases": len(cases), "outcomes": dict(outcome),
               "by_input": {k: dict(v) for k, v in by_input.items()}, "pytest_exit": run.returncode,
               "seconds": round(seconds), "top_errors": messages.most_common(12)}
-    (RESULTS / "fuzz_readers.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(RESULTS / "fuzz_readers.json", result)
     kinds = ["read and protected", "rejected, one line", "FAILED"]
     rows = [[name, *(counts.get(k, 0) for k in kinds)] for name, counts in sorted(by_input.items())]
     rows.append(["all", *(outcome.get(k, 0) for k in kinds)])
@@ -62,7 +61,7 @@ def main() -> None:
             "\n".join(f"- {count} x {message}" for message, count in messages.most_common(12)) + "\n")
     if run.returncode:
         text += "\nFailures, as pytest reported them:\n\n```\n" + run.stdout[-4000:] + "\n```\n"
-    (RESULTS / "fuzz_readers.md").write_text(text)
+    write_markdown(RESULTS / "fuzz_readers.md", text)
     print(text)
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from _common import RESULTS, context
+from _common import RESULTS, context, write_json, write_markdown
 from medshield.evaluate.journal import Journal
 from medshield.report import markdown_table
 
@@ -94,7 +94,7 @@ def gib(count: int) -> str:
 def write(record: dict, results: Path) -> None:
     results.mkdir(parents=True, exist_ok=True)
     Journal(results / "memory_224.jsonl").append(record)
-    (results / "memory_224.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_json(results / "memory_224.json", record)
     render(results)
 
 
@@ -121,7 +121,7 @@ def render(results: Path) -> None:
         "bytes), 'uint8' as stored.\n\nCommands, protect commands and measured bounds of each release:\n\n"
         f"{commands}\n"
     )
-    (results / "memory_224.md").write_text(text)
+    write_markdown(results / "memory_224.md", text)
 
 
 def main():

@@ -12,12 +12,11 @@ Results go to results/partial_<preset>.md and .json, one record per fraction, re
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 import torch
 
-from _common import RESULTS, context
+from _common import RESULTS, context, write_json, write_markdown
 from medshield import pipeline
 from medshield.data.opening import open_dataset, original_of
 from medshield.evaluate import Recipe, train_victim
@@ -27,7 +26,7 @@ from medshield.report.tables import fmt_pct
 
 
 def write(records: list[dict], preset: str, flag: str) -> None:
-    (RESULTS / f"partial_{preset}.json").write_text(json.dumps(records, indent=2) + "\n")
+    write_json(RESULTS / f"partial_{preset}.json", records)
     records = sorted(records, key=lambda r: r["fraction"])
     clean = next((r for r in records if r["fraction"] == 0.0), None)
     rows = [[f"{100 * r['fraction']:.0f} %", r["protected_images"], fmt_pct(r["test_accuracy"]),
@@ -41,7 +40,7 @@ def write(records: list[dict], preset: str, flag: str) -> None:
             "preset's victim ResNet-18 trains on the mix and is tested on the real test split. 0 % is the clean\n"
             "baseline, 100 % the full release.\n\n"
             + markdown_table(["protected", "images", "test acc %", "drop (points)", "best epoch %", "victim s"], rows) + "\n")
-    (RESULTS / f"partial_{preset}.md").write_text(text)
+    write_markdown(RESULTS / f"partial_{preset}.md", text)
 
 
 def main():

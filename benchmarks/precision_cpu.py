@@ -18,7 +18,7 @@ import statistics
 
 import torch
 
-from _common import RESULTS, context, data_root
+from _common import RESULTS, context, data_root, write_json, write_markdown
 from medshield.bounds import pixel_change
 from medshield.data.medmnist import load
 from medshield.evaluate import Recipe, train_victim
@@ -73,7 +73,7 @@ def summary(records: list[dict]) -> list[list]:
 
 
 def write(records: list[dict], args) -> None:
-    (RESULTS / "precision_cpu.json").write_text(json.dumps(records, indent=2) + "\n")
+    write_json(RESULTS / "precision_cpu.json", records)
     first = records[0] if records else {}
     text = (f"# bf16 vs fp32 generation: victim accuracy on a {args.subset}-image {args.dataset} slice, `cpu` preset\n\n"
             f"Command: `{first.get('command', '')}` (commit {first.get('commit', '')}); first record {first.get('date', '')}\n\n"
@@ -84,7 +84,7 @@ def write(records: list[dict], args) -> None:
             "sharing the 2 cores (not a speed measurement: see speed_cpu.md).\n\n"
             + markdown_table(["method", "precision", "seeds", "test acc % per seed", "mean %", "sd", "range %", "generation s"],
                              summary(records)) + "\n")
-    (RESULTS / "precision_cpu.md").write_text(text)
+    write_markdown(RESULTS / "precision_cpu.md", text)
 
 
 def main():

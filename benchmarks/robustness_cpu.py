@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 import torch
 from medmnist import INFO
 
-from _common import RESULTS, context
+from _common import RESULTS, context, write_json, write_markdown
 from medshield import pipeline
 from medshield.evaluate.grid import BREAK_POINTS, FLOOR_POINTS, cell_verdict, crop_gaps
 from medshield.evaluate.journal import Journal
@@ -143,15 +142,8 @@ def dataset_section(flag: str, cells: list[dict], wanted: list[tuple[str, str]])
     return "\n".join(parts), findings
 
 
-def write_atomic(path, text: str) -> None:
-    """Whole-file replace, so two lanes rewriting the tables never leave a half-written one."""
-    partial = path.with_name(path.name + f".{os.getpid()}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
 def write(results: dict[str, list[dict]], wanted, ctx: dict, preset: str, note: str) -> None:
-    write_atomic(RESULTS / f"robustness_{preset}.json", json.dumps({"context": ctx, "cells": results}, indent=2) + "\n")
+    write_json(RESULTS / f"robustness_{preset}.json", {"context": ctx, "cells": results})
     sections, findings = [], []
     for flag, cells in results.items():
         text, found = dataset_section(flag, cells, wanted)
@@ -170,7 +162,7 @@ def write(results: dict[str, list[dict]], wanted, ctx: dict, preset: str, note: 
             "single-step with a random start (FGSM-RS, step 1.25 eps; 2 victim-costs instead of PGD-10's 11).\n\n"
             + headline + "\n" + "\n".join(sections) + "\n## History\n\n" + "".join(f"- {h}\n" for h in HISTORY)
             + (f"\nNote: {note}\n" if note else ""))
-    write_atomic(RESULTS / f"robustness_{preset}.md", text)
+    write_markdown(RESULTS / f"robustness_{preset}.md", text)
 
 
 def restore_journals(journals: dict, preset: str) -> None:

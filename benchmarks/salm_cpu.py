@@ -11,13 +11,12 @@ releases go to <results-dir>/runs/ (not committed). The ``paper`` preset needs a
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 
-from _common import RESULTS, context, data_root
+from _common import RESULTS, context, data_root, write_json, write_markdown
 from medshield import pipeline
 from medshield.report import markdown_table
 from medshield.report.paper import TABLE1_ACCURACY
@@ -38,7 +37,7 @@ def target_met(record: dict) -> bool:
 
 
 def write(records: list[dict], ctx: dict, preset: str, results: Path, name: str) -> None:
-    (results / f"{name}.json").write_text(json.dumps(records, indent=2) + "\n")
+    write_json(results / f"{name}.json", records)
     rows = [
         [
             r["dataset"], f"{100 * r['clean_accuracy']:.1f}", f"{OFFICIAL[r['dataset']]:.1f}",
@@ -61,7 +60,7 @@ def write(records: list[dict], ctx: dict, preset: str, results: Path, name: str)
         "'victim s' is the training time of the victim on the protected release. Settings of every run are in\n"
         f"{name}.json (protect parameters, victim recipe, measured L-inf/L0 of the written bytes).\n"
     )
-    (results / f"{name}.md").write_text(text)
+    write_markdown(results / f"{name}.md", text)
 
 
 def main():

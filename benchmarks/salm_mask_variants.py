@@ -12,11 +12,10 @@ can run side by side); ``summarize`` writes results/salm_mask_variants.md and .j
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 
-from _common import RESULTS, context, data_root
+from _common import RESULTS, context, data_root, write_json, write_markdown
 from medshield.bounds import pixel_change
 from medshield.data import load
 from medshield.evaluate import Recipe, train_victim
@@ -89,8 +88,8 @@ def summarize(_args):
         f"Source steps: {first.get('source_steps')}. Victim recipe: {first.get('victim_recipe')}\n\n"
         f"{table}\n"
     )
-    (RESULTS / "salm_mask_variants.md").write_text(text)
-    (RESULTS / "salm_mask_variants.json").write_text(json.dumps(records, indent=2) + "\n")
+    write_markdown(RESULTS / "salm_mask_variants.md", text)
+    write_json(RESULTS / "salm_mask_variants.json", records)
     print(text)
 
 

@@ -14,13 +14,12 @@ Writes results/sp_probe.md/.json.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from _common import RESULTS, context, data_root
+from _common import RESULTS, context, data_root, write_json, write_markdown
 from medshield.data.medmnist import load
 from medshield.protect import create_protection
 from medshield.models.augment import TRANSFORMS
@@ -63,14 +62,14 @@ def main():
                      "max_x255": 255 * float(deltas.abs().max()), "probe_plain": probe(deltas, labels, args.train),
                      "probe_flip_crop": probe(augmented, labels, args.train)})
     record = {**context(), "dataset": args.dataset, "train": args.train, "reference_rms_x255": 255 / math.sqrt(3072), "rows": rows}
-    (RESULTS / "sp_probe.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_json(RESULTS / "sp_probe.json", record)
     lines = [f"# SP noise alone: energy and linear separability ({args.dataset})", "",
              f"Command: `{record['command']}` (commit {record['commit']}, {record['date']}); machine {record['machine']}", "",
              f"Reference energy: L2 = 1.0 on 32 x 32 x 3 is an RMS of {record['reference_rms_x255']:.1f}/255 per value.", "",
              "| patch | RMS (/255) | max (/255) | probe acc, noise as released | probe acc, after flip + crop |", "|---|---|---|---|---|"]
     lines += [f"| {r['patch_size']} | {r['rms_x255']:.1f} | {r['max_x255']:.1f} | {100 * r['probe_plain']:.1f} % | "
               f"{100 * r['probe_flip_crop']:.1f} % |" for r in rows]
-    (RESULTS / "sp_probe.md").write_text("\n".join(lines) + "\n")
+    write_markdown(RESULTS / "sp_probe.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

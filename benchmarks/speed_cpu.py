@@ -25,7 +25,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from _common import RESULTS, context, data_root
+from _common import RESULTS, context, data_root, write_json, write_markdown
 from medshield.data.medmnist import load
 from medshield.models import create_model
 from medshield.presets import preset
@@ -99,7 +99,7 @@ def floor_seconds(params: dict, n: int, rates: dict) -> float:
 
 
 def write(payload: dict) -> None:
-    (RESULTS / "speed_cpu.json").write_text(json.dumps(payload, indent=2) + "\n")
+    write_json(RESULTS / "speed_cpu.json", payload)
     ctx = payload["context"]
     lines = [
         "# Throughput and generation time, fp32 vs bf16 (`cpu` preset)\n",
@@ -128,7 +128,7 @@ def write(payload: dict) -> None:
                      "pass's PGD steps x N input-gradient images, source steps x batch training images) at the rates "
                      "of the table above, for the source model's width. Wall time is the generation alone "
                      "(no reading or writing of the release).\n")
-    (RESULTS / "speed_cpu.md").write_text("\n".join(lines))
+    write_markdown(RESULTS / "speed_cpu.md", "\n".join(lines))
 
 
 def main():

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import RESULTS, context, data_root
+from _common import RESULTS, context, data_root, write_json, write_markdown
 from medshield import pipeline
 from medshield.data.medmnist import load
 from medshield.evaluate import Recipe, train_victim
@@ -75,7 +75,7 @@ def write(records: list[dict]) -> None:
     clean = {r["seed"]: r["test_accuracy"] for r in records if r["scenario"] == "clean"}
     for r in records:
         r["clean_accuracy"] = clean.get(r["seed"])
-    (RESULTS / "support_cpu.json").write_text(json.dumps(records, indent=2) + "\n")
+    write_json(RESULTS / "support_cpu.json", records)
     rows = {}
     for r in records:
         rows.setdefault((r["scenario"], tuple(r["owner_classes"])), []).append(r)
@@ -95,7 +95,7 @@ def write(records: list[dict]) -> None:
         lines.append(f"| {scenario} | {','.join(map(str, owner)) or '-'} | {','.join(str(c['seed']) for c in cells)} | "
                      f"{cell([c['test_accuracy'] for c in cells])} | {cell([c.get('owner_class_accuracy') for c in cells])} | "
                      f"{cell([c.get('other_classes_accuracy') for c in cells])} | {cell([c['clean_accuracy'] for c in cells])} |")
-    (RESULTS / "support_cpu.md").write_text("\n".join(lines) + "\n")
+    write_markdown(RESULTS / "support_cpu.md", "\n".join(lines) + "\n")
 
 
 def main():

@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from _common import RESULTS, context, data_root
+from _common import RESULTS, context, data_root, write_json, write_markdown
 from medshield import pipeline
 from medshield.evaluate.journal import Journal
 from medshield.report import markdown_table
@@ -95,7 +95,7 @@ def efficiency(cells: dict) -> str:
 
 
 def write(records: list[dict], preset: str, note: str = "") -> None:
-    (RESULTS / f"table1_{preset}.json").write_text(json.dumps(records, indent=2) + "\n")
+    write_json(RESULTS / f"table1_{preset}.json", records)
     cells = {(r["dataset"], r["method"]): r for r in records}
     rows, timing, ordering = [], [], []
     for flag in DATASETS:
@@ -142,7 +142,7 @@ def write(records: list[dict], preset: str, note: str = "") -> None:
         "Cells marked in table1_<preset>.json with `taken_from` reuse the identical run of benchmarks/salm_cpu.py.\n"
         + (f"\nNote: {note}\n" if note else "")
     )
-    (RESULTS / f"table1_{preset}.md").write_text(text)
+    write_markdown(RESULTS / f"table1_{preset}.md", text)
 
 
 def main():

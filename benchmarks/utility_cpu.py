@@ -10,10 +10,9 @@ table1.py first) and measures each against its original with ``medshield.evaluat
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
-from _common import RESULTS, context
+from _common import RESULTS, context, write_json, write_markdown
 from medshield.evaluate.utility import release_utility
 from medshield.report import markdown_table
 from medshield.report.paper import TABLE5_UTILITY
@@ -30,7 +29,7 @@ def release_dir(flag: str, method: str, preset: str):
 
 
 def write(records: list[dict], missing: list[str], ctx: dict, preset: str) -> None:
-    (RESULTS / f"utility_{preset}.json").write_text(json.dumps(records, indent=2) + "\n")
+    write_json(RESULTS / f"utility_{preset}.json", records)
     rows = []
     for r in records:
         ours = [f"{(100 if k == 'l0' else 1) * r['overall'][k]['mean']:.1f}" for k in OURS]
@@ -53,7 +52,7 @@ def write(records: list[dict], missing: list[str], ctx: dict, preset: str) -> No
         f"{markdown_table(headers, rows)}\n"
         + ("\nNot measured (release missing): " + ", ".join(missing) + "\n" if missing else "")
     )
-    (RESULTS / f"utility_{preset}.md").write_text(text)
+    write_markdown(RESULTS / f"utility_{preset}.md", text)
 
 
 def main():
