@@ -2,11 +2,11 @@
 
     python benchmarks/robustness_cpu.py [--datasets bloodmnist,pneumoniamnist] [--cells all] [--only ARCH+DEFENSE ...] [--preset cpu]
 
-Evaluates results/runs/salm_<preset>_<flag> (written by salm_cpu.py) with ``medshield.pipeline.grid``:
-each cell trains one victim on the release and the same victim, with the same defense, recipe and
-seed, on the original. Cells run in the order of CELLS (the must-show tables first), each appended
-to results/runs/robustness_<preset>_<flag>/grid.jsonl as it finishes, so an interrupted run
-resumes. The tables are rewritten to results/robustness_<preset>.md and .json after every cell
+Evaluates results/runs/salm_<preset>_<flag> (written by salm_cpu.py) with the library's grid
+(``medshield.evaluate.grid.run_grid``): each cell trains one victim on the release and the same
+victim, with the same defense, recipe and seed, on the original. Cells run in the order of CELLS
+(the must-show tables first), each appended to the committed journal
+results/robustness_<preset>_<flag>.jsonl as it finishes, so an interrupted run resumes. The tables are rewritten to results/robustness_<preset>.md and .json after every cell
 from the journals of every dataset in DATASETS, so one process per dataset (``--datasets
 bloodmnist --threads 1`` beside ``--datasets pneumoniamnist --threads 1``) can run side by side
 on two cores; their 'train s' columns then count a shared machine.
@@ -14,14 +14,13 @@ on two cores; their 'train s' columns then count a shared machine.
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 from medmnist import INFO
 
 from _common import RESULTS, context, write_json, write_markdown
-from medshield import pipeline
-from medshield.evaluate.grid import BREAK_POINTS, FLOOR_POINTS, cell_verdict, crop_gaps
+from medshield.data.opening import open_dataset, original_of
+from medshield.evaluate.grid import BREAK_POINTS, FLOOR_POINTS, cell_verdict, crop_gaps, run_grid
 from medshield.evaluate.journal import Journal
 from medshield.report import markdown_table
 from medshield.report.tables import fmt_pct
@@ -165,20 +164,6 @@ def write(results: dict[str, list[dict]], wanted, ctx: dict, preset: str, note: 
     write_markdown(RESULTS / f"robustness_{preset}.md", text)
 
 
-def restore_journals(journals: dict, preset: str) -> None:
-    """On a fresh machine (results/runs/ is not committed) seed each missing journal from the committed
-    robustness_<preset>.json, so finished cells are neither lost from the tables nor retrained."""
-    committed = RESULTS / f"robustness_{preset}.json"
-    if not committed.exists():
-        return
-    cells = json.loads(committed.read_text())["cells"]
-    for flag, journal in journals.items():
-        if not journal.exists() and cells.get(flag):
-            journal.parent.mkdir(parents=True, exist_ok=True)
-            journal.write_text("".join(json.dumps(cell) + "\n" for cell in cells[flag]))
-            print(f"{flag}: restored {len(cells[flag])} finished cells from {committed.name}", flush=True)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="bloodmnist,pneumoniamnist")
@@ -199,11 +184,10 @@ def main():
     unknown = [flag for flag in flags if flag not in DATASETS]
     if unknown:
         parser.error(f"--datasets: {', '.join(unknown)} not among {', '.join(DATASETS)}")
-    journals = {flag: RESULTS / "runs" / f"robustness_{args.preset}_{flag}" / "grid.jsonl" for flag in DATASETS}
-    restore_journals(journals, args.preset)
+    journals = {flag: Journal(RESULTS / f"robustness_{args.preset}_{flag}.jsonl") for flag in DATASETS}
 
     def load_all():  # every dataset's journal, so a lane's tables include the other lane's cells
-        return {flag: Journal(journals[flag]).records() for flag in DATASETS if journals[flag].exists() or flag in flags}
+        return {flag: journals[flag].records() for flag in DATASETS if journals[flag].path.exists() or flag in flags}
 
     write(load_all(), wanted, ctx, args.preset, args.note)
     if args.render_only:
@@ -213,9 +197,10 @@ def main():
         for flag in flags:
             if (arch, spec) in no_ops(flag):
                 continue
-            release = RESULTS / "runs" / f"salm_{args.preset}_{flag}"
-            pipeline.grid(str(release), journals[flag].parent, victims=[arch], defenses=[spec], preset_name=args.preset,
-                          seed=args.seed, progress=False)
+            data, release = open_dataset(str(RESULTS / "runs" / f"salm_{args.preset}_{flag}"))
+            run_grid(data, original_of(release), journals[flag], victims=[arch], defenses=[spec], preset_name=args.preset,
+                     recipe=None, recipe_name=None, seed=args.seed, device="auto", progress=False, precision="fp32",
+                     threads=args.threads, keyed_threads=None)
             write(load_all(), wanted, ctx, args.preset, args.note)
             print(flag, arch, spec, flush=True)
 

@@ -27,11 +27,12 @@ import torch.nn.functional as F
 
 from _common import RESULTS, context, data_root, write_json, write_markdown
 from medshield.data.medmnist import load
+from medshield.evaluate.journal import Journal
 from medshield.models import create_model
+from medshield.models.augment import flip_crop
 from medshield.presets import preset
 from medshield.protect import create_protection
 from medshield.protect.params import method_parameters
-from medshield.models.augment import flip_crop
 from medshield.report import markdown_table
 
 BATCH = 128
@@ -39,6 +40,9 @@ BATCH = 128
 # saturates the softmax, and the tiny gradients that follow are fp32 denormals, which x86 CPUs
 # handle slowly; a source model in a real run is trained, so the floor is timed on a trained one.
 CALIBRATION_STEPS = 20
+
+# Generation runs (minutes each), kept so a throughput-only rerun (--skip-generation) can recompute their floors.
+GENERATION = Journal(RESULTS / "speed_cpu_generation.jsonl")
 
 
 def rate(function, seconds: float = 4.0, windows: int = 3, warmup: float = 2.0) -> float:
@@ -138,11 +142,10 @@ def main():
     parser.add_argument("--dataset", default="bloodmnist")
     parser.add_argument("--methods", default="salm", help="comma-separated methods of the bi-level family")
     parser.add_argument("--skip-generation", action="store_true",
-                        help="measure throughput only; generation records already in speed_cpu.json are kept, "
-                             "their floors recomputed at the new rates")
+                        help="measure throughput only; the journaled generation runs (the latest per method and "
+                             "precision) are kept, their floors recomputed at the new rates")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    previous = json.loads((RESULTS / "speed_cpu.json").read_text()) if (RESULTS / "speed_cpu.json").exists() else {}
     data = load(args.dataset, str(data_root()))
     stored = data.images("train")
     shape = (1 if stored.ndim == 3 else stored.shape[-1], *stored.shape[1:3])
@@ -155,12 +158,11 @@ def main():
             print(json.dumps(payload["throughput"][-1]), flush=True)
             write(payload)
     if args.skip_generation:
-        for record in previous.get("generation", []):
+        latest = {(r["method"], r["precision"]): r for r in GENERATION.records()}
+        for record in latest.values():
             rates = next(r for r in payload["throughput"]
                          if r["width"] == record["params"]["width"] and r["precision"] == record["precision"])
-            record["floor_s"] = round(floor_seconds(record["params"], record["images"], rates), 1)
-            record.setdefault("wall_measured", previous["context"])
-            payload["generation"].append(record)
+            payload["generation"].append({**record, "floor_s": round(floor_seconds(record["params"], record["images"], rates), 1)})
         write(payload)
         return
     for method in args.methods.split(","):
@@ -181,6 +183,7 @@ def main():
             if precision == "bf16":
                 record["speedup"] = f"{walls['fp32'] / walls['bf16']:.2f}x"
             payload["generation"].append(record)
+            GENERATION.append(record)
             print(json.dumps({k: v for k, v in record.items() if k != "params"}), flush=True)
             write(payload)
 

@@ -6,14 +6,12 @@
 Each cell (dataset x method, plus the clean baseline) is one ``medshield protect`` and one victim
 trained with the preset's recipe and seed, through the library API. Finished cells are appended
 to results/table1_<preset>.jsonl and skipped when the script is run again (resume); the table is
-rewritten after every cell to results/table1_<preset>.md and .json. A cell whose identical run
-(dataset, method, preset, seed, victim recipe) is already in results/salm_cpu.json is taken from
-there, marked so, instead of being recomputed.
+rewritten after every cell to results/table1_<preset>.md and .json. (Earlier runs took some clean
+and SALM cells from results/salm_cpu.json; those cells are in the journal, marked so.)
 """
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
@@ -32,26 +30,6 @@ PAPER = TABLE1_ACCURACY  # Random is not in the paper
 def paper_lowest(flag: str) -> str:
     cells = {m: v for m, v in PAPER[flag].items() if m != "clean"}
     return min(cells, key=cells.get)
-
-
-def from_salm_cpu(flag: str, method: str, preset: str, seed: int) -> dict | None:
-    path = RESULTS / "salm_cpu.json"
-    if method not in ("clean", "salm") or not path.exists():
-        return None
-    for r in json.loads(path.read_text()):
-        if r["dataset"] == flag and r["preset"] == preset and r["seed"] == seed:
-            history = r["clean_history"] if method == "clean" else r["protected_history"]
-            return {
-                "test_accuracy": r["clean_accuracy"] if method == "clean" else r["protected_accuracy"],
-                "peak_test_accuracy": max(h["test_accuracy"] for h in history),
-                "majority_floor": r["majority_floor"],
-                "generation_s": 0.0 if method == "clean" else r["generation_s"],
-                "victim_s": r["clean_victim_s"] if method == "clean" else r["victim_s"],
-                "victim_recipe": r["victim_recipe"],
-                "measured_change": None if method == "clean" else r["measured_change"],
-                "taken_from": "salm_cpu.json",
-            }
-    return None
 
 
 def run_cell(flag: str, method: str, args, root) -> dict:
@@ -168,7 +146,7 @@ def main():
             if (flag, method) in done:
                 continue
             start = time.perf_counter()
-            cell = from_salm_cpu(flag, method, args.preset, args.seed) or run_cell(flag, method, args, root)
+            cell = run_cell(flag, method, args, root)
             record = {"dataset": flag, "method": method, "preset": args.preset, "seed": args.seed, **cell,
                       "cell_s": round(time.perf_counter() - start, 1), **ctx}
             Journal(jsonl).append(record)
