@@ -3,6 +3,7 @@ after its default, help text from the methods' docstrings) and the victim recipe
 from __future__ import annotations
 
 from .models import list_models
+from .models.training import OPTIMIZERS, SCHEDULES
 from .presets import RECIPES
 from .protect import list_protections
 from .protect.params import method_parameters, parameter_docs
@@ -66,10 +67,10 @@ VICTIM_OPTIONS = [
     ("--epochs", "epochs", {"type": int}),
     ("--iterations", "iterations", {"type": int, "help": "paper preset: 20000"}),
     ("--batch-size", "batch_size", {"type": int}),
-    ("--optimizer", "optimizer", {"choices": ["sgd", "adam"]}),
+    ("--optimizer", "optimizer", {"choices": OPTIMIZERS}),
     ("--lr", "lr", {"type": float}),
     ("--weight-decay", "weight_decay", {"type": float}),
-    ("--schedule", "schedule", {"choices": ["multistep", "cosine", "constant"]}),
+    ("--schedule", "schedule", {"choices": SCHEDULES}),
     ("--no-augment", "augment", {"action": "store_const", "const": False, "help": "no flip + crop"}),
 ]
 
