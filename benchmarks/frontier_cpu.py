@@ -252,7 +252,9 @@ def main():
     if args.write_only:
         return write(JOURNAL.records())
     datasets = ["bloodmnist"] if args.sweep else args.datasets.split(",")
-    slugs = ([f"salm-k{k:.2f}" for k in SWEEP_K] + [f"salm-sparse-k{k:.2f}" for k in SWEEP_K]) if args.sweep else args.settings.split(",")
+    # The sweep runs coarse to fine, both readings at each K, so a sweep cut short already spans K.
+    order = sorted(SWEEP_K, key=lambda k: (0 if k in (0.10, 0.50, 0.90) else 1 if k in (0.30, 0.05) else 2, k))
+    slugs = [f"salm{r}-k{k:.2f}" for k in order for r in ("", "-sparse")] if args.sweep else args.settings.split(",")
     unknown = [s for s in slugs if s not in SETTINGS]
     if unknown:
         parser.error(f"unknown settings {unknown}; known: {', '.join(SETTINGS)}")
