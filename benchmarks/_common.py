@@ -23,12 +23,18 @@ def data_root() -> Path:
     sys.exit(f"no data: set MEDSHIELD_DATA_ROOT or provide {SHARED}")
 
 
-def context() -> dict:
+def _commit() -> str:
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=RESULTS).stdout.strip()
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=RESULTS).stdout.strip()
     except OSError:
-        commit = "unknown"
-    return {"command": " ".join([Path(sys.executable).name] + sys.argv), "date": now_iso(), "commit": commit,
+        return "unknown"
+
+
+STARTED_AT = _commit()  # the code this process loaded: the checkout may move on while it runs
+
+
+def context() -> dict:
+    return {"command": " ".join([Path(sys.executable).name] + sys.argv), "date": now_iso(), "commit": STARTED_AT,
             "machine": machine(), "cpu": platform.processor() or platform.machine()}
 
 

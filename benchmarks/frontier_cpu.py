@@ -44,6 +44,9 @@ main job ran; uncontended, EM at this preset generates in about 5 minutes, TAP i
 main job's TAP, alone: see README). Accuracies are unaffected (same seed and threads give the same
 bytes). The two reused pneumoniamnist cells (SP, Random) come from benchmarks/table1.py at commit
 2c6a301 (protection code of f7c1a7f, unchanged since for these network-free methods; fp32).
+Until 2026-11-25 21:00 a cell's commit was the checkout's HEAD when the cell finished; a process
+loads its code when it starts, so cells of one command ran the code of its first listed commit
+(the refactors committed meanwhile keep release bytes identical; checked on every method).
 """
 PAPER_SALM_SSIM = TABLE5_UTILITY["salm"]["ssim"]  # the utility the paper's SALM release keeps
 # slug -> (setting as reported, method, parameters on top of the cpu preset)
