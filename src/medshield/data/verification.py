@@ -47,8 +47,8 @@ def verify_release(path: str | Path, key: str | Path | None = None, original: st
     secrets = []
     if key is not None:
         content = read_key_file(key)
-        secrets = [content["key"], base64.b64encode(content["key"])]
-        secrets += [path.encode() for path in [content.get("private", {}).get("input", {}).get("path")] if path]
+        input_path = content.get("private", {}).get("input", {}).get("path")
+        secrets = [content["key"], base64.b64encode(content["key"])] + ([input_path.encode()] if input_path else [])
     rows = [_files(folder, manifest), _sealed(folder, manifest), _private(folder, manifest, files, secrets)]
     if key is None and original is None:
         rows.append(row("bounds", None, "not checked: pass --key (the release's key) or --original (its input)"))
