@@ -44,7 +44,9 @@ main job ran; uncontended, EM at this preset generates in about 5 minutes, TAP i
 main job's TAP, alone: see README). Accuracies are unaffected (same seed and threads give the same
 bytes). The two reused pneumoniamnist cells (SP, Random) come from benchmarks/table1.py at commit
 2c6a301 (protection code of f7c1a7f, unchanged since for these network-free methods; fp32).
-Until 2026-11-25 21:00 a cell's commit was the checkout's HEAD when the cell finished; a process
+pneumoniamnist salm k=0.10 seed 1 (720 s) ran beside a fresh-clone test run, seed 2 (1154 s) was
+paused about 7 minutes while a fresh-clone main job ran; uncontended it takes about 6 minutes (seed 0:
+358 s). Until 2026-11-25 21:00 a cell's commit was the checkout's HEAD when the cell finished; a process
 loads its code when it starts, so cells of one command ran the code of its first listed commit
 (the refactors committed meanwhile keep release bytes identical; checked on every method).
 """
