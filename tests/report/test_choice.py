@@ -41,3 +41,16 @@ def test_the_shipped_summary_is_readable():
     summary = load_summary()
     if summary:  # written by benchmarks/frontier_cpu.py
         assert summary["preset"] == "cpu" and all("settings" in table for table in summary["datasets"].values())
+
+
+def test_a_setting_within_the_seed_spread_of_the_recommended_one_is_told_so():
+    rows = SUMMARY["datasets"]["bloodmnist"]["settings"] + [
+        {"setting": "tap eps=8", "accuracy": 34.0, "sd": 6.0, "seeds": 3, "ssim": 97.0, "l0": 100.0, "generation_s": 200,
+         "recommended": False},
+        {"setting": "em eps=4", "accuracy": 50.0, "sd": 2.0, "seeds": 3, "ssim": 99.5, "l0": 99.0, "generation_s": 250,
+         "recommended": False}]
+    summary = {**SUMMARY, "datasets": {"bloodmnist": {"clean_accuracy": 90.0, "settings": rows}}}
+    close = advice("bloodmnist", "tap", {"eps": 8 / 255}, summary)[1]
+    assert "within the seed spread of it (34.0 against 30.0 %, sd up to 6.0)" in close
+    assert advice("bloodmnist", "em", {"eps": 4 / 255}, summary)[1] == "This release uses em eps=4, not the recommended one."
+    assert advice("bloodmnist", "salm", {"k": 0.1}, summary)[1].endswith("not the recommended one.")  # one seed: no claim

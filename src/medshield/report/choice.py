@@ -33,6 +33,16 @@ def _describe(row: dict, clean: float | None) -> str:
             f"{row['l0']:.0f} % of positions changed, {row['generation_s']:.0f} s to generate")
 
 
+def _within_noise(ours: str, recommended: dict, rows: list[dict]) -> str:
+    """Said when this release's setting protects within the seed spread of the recommended one."""
+    mine = next((r for r in rows if r["setting"] == ours), None)
+    spread = max((r.get("sd") or 0.0) for r in (mine, recommended)) if mine else 0.0
+    if mine and mine["seeds"] > 1 and recommended["seeds"] > 1 and abs(mine["accuracy"] - recommended["accuracy"]) <= spread:
+        return (f", though within the seed spread of it ({mine['accuracy']:.1f} against {recommended['accuracy']:.1f} %, "
+                f"sd up to {spread:.1f}): the seeds do not tell the two apart")
+    return ""
+
+
 def advice(dataset: str, method: str, params: dict, summary: dict | None = None) -> list[str]:
     """Sentences: why the recommended setting, where this release stands, what each alternative costs."""
     summary = load_summary() if summary is None else summary
@@ -54,6 +64,6 @@ def advice(dataset: str, method: str, params: dict, summary: dict | None = None)
                      f"release (mean SSIM >= {summary['ssim_floor']:.1f} %). {_describe(recommended, clean)}"
                      + (f" (clean: {clean:.1f} %)." if clean is not None else "."))
         lines.append("This release uses " + ("that setting." if ours == recommended["setting"] else
-                                             f"{ours}, not the recommended one."))
+                                             f"{ours}, not the recommended one{_within_noise(ours, recommended, rows)}."))
     lines += [f"Alternative: {_describe(r, clean)}." for r in rows if not r["recommended"]]
     return lines
