@@ -61,7 +61,8 @@ def advice(dataset: str, method: str, params: dict, summary: dict | None = None)
     if recommended:
         lines.append(f"Measured {where} at the {summary['preset']} preset ({summary['date']}): {recommended['setting']} "
                      f"protects best among the settings that keep the images at least as similar as the paper's SALM "
-                     f"release (mean SSIM >= {summary['ssim_floor']:.1f} %). {_describe(recommended, clean)}"
+                     f"release (mean SSIM >= {summary['ssim_floor']:.1f} %) and were measured over as many seeds. "
+                     f"{_describe(recommended, clean)}"
                      + (f" (clean: {clean:.1f} %)." if clean is not None else "."))
         lines.append("This release uses " + ("that setting." if ours == recommended["setting"] else
                                              f"{ours}, not the recommended one{_within_noise(ours, recommended, rows)}."))
