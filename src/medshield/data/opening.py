@@ -75,12 +75,18 @@ def original_of(release: Release, key: str | Path | None = None, original: str |
     return data
 
 
-def check_matches(release: Release, data, spec: str) -> None:
-    """``--original`` must be the dataset the release was made from: same train images, within the bounds."""
+def check_same_layout(release: Release, data, spec: str) -> None:
+    """``--original`` must hold train images of the release's shape and dtype."""
     ours, theirs = release.data.images("train"), data.images("train")
     if ours.shape != theirs.shape or ours.dtype != theirs.dtype:
         raise InputError(f"--original {spec}: train images {theirs.shape} {theirs.dtype} do not match the release's "
                          f"{ours.shape} {ours.dtype}; give the dataset this release was made from")
+
+
+def check_matches(release: Release, data, spec: str) -> None:
+    """``--original`` must be the dataset the release was made from: same train images, within the bounds."""
+    check_same_layout(release, data, spec)
+    ours, theirs = release.data.images("train"), data.images("train")
     measured = release.manifest["measured"]
     if pixel_change(theirs, ours)["linf"] > measured.get("limit_linf", measured["linf"]):
         raise InputError(f"--original {spec}: differs from the release by more than its radius; give the dataset this "

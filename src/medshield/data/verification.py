@@ -25,9 +25,8 @@ import numpy as np
 
 from .._runtime import sha256_file
 from ..bounds import pixel_change
-from ..errors import InputError
 from .medmnist import load
-from .opening import load_directory, original_of, read_release
+from .opening import check_same_layout, load_directory, original_of, read_release
 from .restoration import RESTORATION
 from .sealing import KEY_FORMAT, MAGIC, default_key_path, read_key_file
 
@@ -67,11 +66,8 @@ def row(check: str, ok: bool | None, detail: str) -> dict:
 def _given(original: str, labels: str | None, release):
     """The train images of ``--original``, unchecked beyond their shape: how far they are is the check."""
     data = load_directory(original, labels) if Path(original).is_dir() else load(original)
-    images, released = data.images("train"), release.data.images("train")
-    if images.shape != released.shape or images.dtype != released.dtype:
-        raise InputError(f"--original {original}: train images {images.shape} {images.dtype} do not match the release's "
-                         f"{released.shape} {released.dtype}; give the dataset this release was made from")
-    return images
+    check_same_layout(release, data, original)
+    return data.images("train")
 
 
 def _files(folder: Path, manifest: dict) -> dict:
