@@ -30,6 +30,8 @@ from medshield.data.medmnist import load
 from medshield.evaluate import Recipe, train_victim
 from medshield.evaluate.journal import Journal
 from medshield.evaluate.workflow import split_by_classes
+from medshield.presets import preset
+from medshield.protect.params import method_parameters
 from medshield.report.paper import SUPPORT
 
 JOURNAL = Journal(RESULTS / "support_cpu.jsonl")
@@ -71,6 +73,18 @@ def run(scenario: str, owner: list[int] | None, seed: int, data, args, work: Pat
             "other_classes_accuracy": split.get("other_classes_accuracy"), "majority_floor": result["majority_floor"]}
 
 
+def whole_dataset(dataset: str, method: str, params: dict | None) -> list[dict]:
+    """The frontier's cells (benchmarks/frontier_cpu.py) of the same method and settings on the whole
+    dataset, with no support classes: what scenario (a) is compared with."""
+    path = RESULTS / "frontier_cpu.json"
+    if not path.exists():
+        return []
+    accepted = method_parameters(method)
+    settings = {k: v for k, v in preset("cpu", "protect", method).items() if k in accepted} | (params or {})
+    return [r for r in json.loads(path.read_text()) if r["dataset"] == dataset and r["method"] == method and not r["sweep"]
+            and all(r["params"].get(k) == v for k, v in settings.items())]
+
+
 def write(records: list[dict]) -> None:
     clean = {r["seed"]: r["test_accuracy"] for r in records if r["scenario"] == "clean"}
     for r in records:
@@ -95,6 +109,12 @@ def write(records: list[dict]) -> None:
         lines.append(f"| {scenario} | {','.join(map(str, owner)) or '-'} | {','.join(str(c['seed']) for c in cells)} | "
                      f"{cell([c['test_accuracy'] for c in cells])} | {cell([c.get('owner_class_accuracy') for c in cells])} | "
                      f"{cell([c.get('other_classes_accuracy') for c in cells])} | {cell([c['clean_accuracy'] for c in cells])} |")
+    for dataset, method, params in sorted({(r["dataset"], r["method"], json.dumps(r["params"])) for r in records if r["scenario"] != "clean"}):
+        whole = whole_dataset(dataset, method, json.loads(params))
+        if whole:
+            lines.append(f"| whole dataset, no support ({whole[0]['setting']}, frontier_cpu) | all | "
+                         f"{','.join(str(r['seed']) for r in whole)} | {cell([r['test_accuracy'] for r in whole])} | - | - | "
+                         f"{cell([r['clean_accuracy'] for r in whole if 'clean_accuracy' in r])} |")
     write_markdown(RESULTS / "support_cpu.md", "\n".join(lines) + "\n")
 
 
