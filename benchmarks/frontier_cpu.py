@@ -243,7 +243,7 @@ def write_summary(records: list[dict], picks: dict[str, str]) -> None:
     """The per-setting summary the report reads (medshield/report/frontier_cpu.json): numbers only."""
     datasets = {}
     for (dataset, slug), cells in groups(records).items():
-        if slug not in FRONTIER or slug == "random":
+        if slug == "random" or len(SETTINGS[slug]) > 3:  # a control; probes with another victim
             continue
         table = datasets.setdefault(dataset, {"clean_accuracy": None, "settings": []})
         acc, sd = mean_sd([100 * r["test_accuracy"] for r in cells])

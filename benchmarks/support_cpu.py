@@ -30,8 +30,7 @@ from medshield.data.medmnist import load
 from medshield.evaluate import Recipe, train_victim
 from medshield.evaluate.journal import Journal
 from medshield.evaluate.workflow import split_by_classes
-from medshield.presets import preset
-from medshield.protect.params import method_parameters
+from medshield.report.choice import setting_of
 from medshield.report.paper import SUPPORT
 
 JOURNAL = Journal(RESULTS / "support_cpu.jsonl")
@@ -79,10 +78,8 @@ def whole_dataset(dataset: str, method: str, params: dict | None) -> list[dict]:
     path = RESULTS / "frontier_cpu.json"
     if not path.exists():
         return []
-    accepted = method_parameters(method)
-    settings = {k: v for k, v in preset("cpu", "protect", method).items() if k in accepted} | (params or {})
-    return [r for r in json.loads(path.read_text()) if r["dataset"] == dataset and r["method"] == method and not r["sweep"]
-            and all(r["params"].get(k) == v for k, v in settings.items())]
+    setting = setting_of(method, params or {})
+    return [r for r in json.loads(path.read_text()) if r["dataset"] == dataset and r["setting"] == setting and not r["sweep"]]
 
 
 def write(records: list[dict]) -> None:
