@@ -50,6 +50,8 @@ paused about 7 minutes while a fresh-clone main job ran; uncontended it takes ab
 358 s). Until 2026-11-25 21:00 a cell's commit was the checkout's HEAD when the cell finished; a process
 loads its code when it starts, so cells of one command ran the code of its first listed commit
 (the refactors committed meanwhile keep release bytes identical; checked on every method).
+2026-11-26: pneumoniamnist salm k=0.50 seed 1 was paused for 12 min 51 s (SIGSTOP) while the
+fresh-clone checks ran, so its generation time includes the pause; uncontended about 5 minutes.
 """
 PAPER_SALM_SSIM = TABLE5_UTILITY["salm"]["ssim"]  # the utility the paper's SALM release keeps
 # slug -> (setting as reported, method, parameters on top of the cpu preset)
