@@ -61,7 +61,8 @@ def run(scenario: str, owner: list[int] | None, seed: int, data, args, work: Pat
               "threads": args.threads, "params": args.params, "victim_overrides": args.victim, **context()}
     if scenario == "clean":
         result = victim(data.images("train"), data, seed, args)
-        return {**record, "owner_classes": [], "test_accuracy": result["test_accuracy"]}
+        return {**record, "owner_classes": [], "test_accuracy": result["test_accuracy"],
+                "per_class_accuracy": result["per_class_accuracy"]}
     merged, drawn = data.images("train").copy(), []
     for held in ([[c] for c in range(data.num_classes)] if scenario == "a" else [owner]):
         images, support = protect_held(args.dataset, held, seed, args, work)
@@ -86,9 +87,12 @@ def whole_dataset(dataset: str, method: str, params: dict | None) -> list[dict]:
 
 
 def write(records: list[dict]) -> None:
-    clean = {r["seed"]: r["test_accuracy"] for r in records if r["scenario"] == "clean"}
+    clean = {r["seed"]: r for r in records if r["scenario"] == "clean"}
     for r in records:
-        r["clean_accuracy"] = clean.get(r["seed"])
+        r["clean_accuracy"] = clean[r["seed"]]["test_accuracy"] if r["seed"] in clean else None
+        if r["scenario"] == "b":  # the same seed's clean victim on the owner's class: what protection took away
+            per_class = clean.get(r["seed"], {}).get("per_class_accuracy", {})
+            r["clean_owner_class_accuracy"] = per_class.get(str(r["owner_classes"][0]), per_class.get(r["owner_classes"][0]))
     write_json(RESULTS / "support_cpu.json", records)
     rows = {}
     for r in records:
@@ -97,7 +101,7 @@ def write(records: list[dict]) -> None:
     lines = ["# Support classes at the `cpu` preset (paper Section 7.1, Appendix D.2)", "",
              "Commands: " + "; ".join(sorted({f"`{r['command']}` ({r['commit']}, {r['date'][:10]})" for r in records})), "",
              f"Paper (DermaMNIST): {PAPER['b']}; {PAPER['a']}.", "",
-             "| scenario | setting | owner classes | seeds | test acc % | owner class acc % | other classes acc % | clean acc % |",
+             "| scenario | setting | owner classes | seeds | test acc % | owner class acc % (clean) | other classes acc % | clean acc % |",
              "|---|---|---|---|---|---|---|---|"]
 
     def cell(values):
@@ -108,7 +112,8 @@ def write(records: list[dict]) -> None:
 
     for (scenario, setting, owner), cells in rows.items():
         lines.append(f"| {scenario} | {setting} | {','.join(map(str, owner)) or '-'} | {','.join(str(c['seed']) for c in cells)} | "
-                     f"{cell([c['test_accuracy'] for c in cells])} | {cell([c.get('owner_class_accuracy') for c in cells])} | "
+                     f"{cell([c['test_accuracy'] for c in cells])} | {cell([c.get('owner_class_accuracy') for c in cells])}"
+                     + (f" ({cell([c.get('clean_owner_class_accuracy') for c in cells])})" if scenario == "b" else "") + " | "
                      f"{cell([c.get('other_classes_accuracy') for c in cells])} | {cell([c['clean_accuracy'] for c in cells])} |")
     for dataset, method, params in sorted({(r["dataset"], r["method"], json.dumps(r["params"])) for r in records if r["scenario"] != "clean"}):
         whole = whole_dataset(dataset, method, json.loads(params))
