@@ -190,7 +190,7 @@ def plot(records: list[dict], picks: dict[str, str]) -> None:
 
 def write(records: list[dict]) -> None:
     picks = recommended(records)
-    clean = {}  # (dataset, seed) -> the clean victim's accuracy on the whole train split
+    clean = {}  # (dataset, seed) -> test accuracy of the clean victim (cpu recipe, whole train split)
     for r in records:
         if r["slug"] == "clean" and not r["sweep"]:
             clean[r["dataset"], r["seed"]] = r["test_accuracy"]
