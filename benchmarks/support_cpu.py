@@ -92,7 +92,7 @@ def write(records: list[dict]) -> None:
         r["clean_accuracy"] = clean[r["seed"]]["test_accuracy"] if r["seed"] in clean else None
         if r["scenario"] == "b":  # the same seed's clean victim on the owner's class: what protection took away
             per_class = clean.get(r["seed"], {}).get("per_class_accuracy", {})
-            r["clean_owner_class_accuracy"] = per_class.get(str(r["owner_classes"][0]), per_class.get(r["owner_classes"][0]))
+            r["clean_owner_class_accuracy"] = per_class.get(str(r["owner_classes"][0]))  # JSON keys are strings
     write_json(RESULTS / "support_cpu.json", records)
     rows = {}
     for r in records:
@@ -120,7 +120,7 @@ def write(records: list[dict]) -> None:
         if whole:
             lines.append(f"| whole dataset, no support (frontier_cpu) | {whole[0]['setting']} | all | "
                          f"{','.join(str(r['seed']) for r in whole)} | {cell([r['test_accuracy'] for r in whole])} | - | - | "
-                         f"{cell([r['clean_accuracy'] for r in whole if 'clean_accuracy' in r])} |")
+                         f"{cell([r['clean_accuracy'] for r in whole])} |")
     write_markdown(RESULTS / "support_cpu.md", "\n".join(lines) + "\n")
 
 
