@@ -1,7 +1,7 @@
 """Throughput of the networks in fp32 and bf16, and protect's wall time against its pass-count floor.
 
     python benchmarks/speed_cpu.py [--threads 2] [--widths 16,64] [--dataset bloodmnist]
-                                   [--methods salm] [--skip-generation]
+                                   [--methods salm] [--repeats 1] [--skip-generation]
 
 1. Images/s of the two passes protection is made of, per width and precision, ResNet-18 at
    batch 128 on the dataset's image shape: the *input-gradient pass* (eval-mode forward through
@@ -11,7 +11,9 @@
    (``ProtectionResult.seconds``, the generation without reading or writing the release) beside
    the floor, the passes it must make at the measured rates:
    (source steps x PGD steps x batch + PGD steps x N) input-gradient images + source steps x batch
-   training images. wall / floor is what the loop spends outside the network.
+   training images. wall / floor is what the loop spends outside the network. ``--repeats N``
+   measures N fp32/bf16 pairs in turn; every pair ever measured stays in the table (one wall time
+   moves by a few % with the machine), with the mean speed-up over them.
 
 Results: results/speed_cpu.json and .md, rewritten after every measurement.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import time
 
 import torch
@@ -102,6 +105,17 @@ def floor_seconds(params: dict, n: int, rates: dict) -> float:
     return pgd_images / rates["input_gradient_per_s"] + train_images / rates["training_step_per_s"]
 
 
+def mean_speedups(generation: list[dict]) -> dict[str, list[float]]:
+    """Per method, the fp32 / bf16 wall-time ratio of each measured pair (a bf16 run and the fp32 run before it)."""
+    speedups, fp32 = {}, {}
+    for g in generation:
+        if g["precision"] == "fp32":
+            fp32[g["method"]] = g["wall_s"]
+        elif g["method"] in fp32:
+            speedups.setdefault(g["method"], []).append(fp32.pop(g["method"]) / g["wall_s"])
+    return speedups
+
+
 def write(payload: dict) -> None:
     write_json(RESULTS / "speed_cpu.json", payload)
     ctx = payload["context"]
@@ -128,10 +142,13 @@ def write(payload: dict) -> None:
                  f"{g['wall_measured']['date'][:16]} ({g['wall_measured']['commit']})"] for g in payload["generation"]]
         lines.append(markdown_table(["method", "precision", "train images", "wall s", "floor s", "wall / floor",
                                      "bf16 speed-up", "wall measured (commit)"], rows) + "\n")
+        for method, speedups in mean_speedups(payload["generation"]).items():
+            lines.append(f"{method}: bf16 speed-up over the {len(speedups)} measured fp32/bf16 pair(s): "
+                         f"{statistics.mean(speedups):.2f}x (each: {', '.join(f'{v:.2f}x' for v in speedups)}).\n")
         lines.append("The floor counts the network passes of the run (source steps x PGD steps x batch + the final "
                      "pass's PGD steps x N input-gradient images, source steps x batch training images) at the rates "
-                     "of the table above, for the source model's width. Wall time is the generation alone "
-                     "(no reading or writing of the release).\n")
+                     "measured with it (the table above for the latest run), for the source model's width. Wall "
+                     "time is the generation alone (no reading or writing of the release).\n")
     write_markdown(RESULTS / "speed_cpu.md", "\n".join(lines))
 
 
@@ -141,6 +158,7 @@ def main():
     parser.add_argument("--widths", default="16,64")
     parser.add_argument("--dataset", default="bloodmnist")
     parser.add_argument("--methods", default="salm", help="comma-separated methods of the bi-level family")
+    parser.add_argument("--repeats", type=int, default=1, help="fp32/bf16 generation pairs to measure, in turn")
     parser.add_argument("--skip-generation", action="store_true",
                         help="measure throughput only; the journaled generation runs (the latest per method and "
                              "precision) are kept, their floors recomputed at the new rates")
@@ -165,7 +183,8 @@ def main():
             payload["generation"].append({**record, "floor_s": round(floor_seconds(record["params"], record["images"], rates), 1)})
         write(payload)
         return
-    for method in args.methods.split(","):
+    payload["generation"] = GENERATION.records()  # earlier pairs stay beside the new ones
+    for method in [m for m in args.methods.split(",") for _ in range(args.repeats)]:
         accepted = method_parameters(method)
         params = {**accepted, **{k: v for k, v in preset("cpu", "protect", method).items() if k in accepted}}
         rates = {r["precision"]: r for r in payload["throughput"] if r["width"] == params["width"]}
