@@ -15,7 +15,7 @@ from ..errors import InputError
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
-#: what ``auto`` picks on hardware with fast bf16, per use. Generation ("protect"): bf16, 1.58x faster;
+#: what ``auto`` picks on hardware with fast bf16, per use. Generation ("protect"): bf16, 1.63x faster;
 #: on 3 seeds each, bf16-generated EM and SALM releases protected within the fp32 seed spread (README,
 #: "Precision"). Victims ("victim"): fp32, the adversary's usual training; a bf16 victim would be a
 #: different measurement, and it has not been compared with fp32 ones.
