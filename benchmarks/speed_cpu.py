@@ -105,7 +105,7 @@ def floor_seconds(params: dict, n: int, rates: dict) -> float:
     return pgd_images / rates["input_gradient_per_s"] + train_images / rates["training_step_per_s"]
 
 
-def mean_speedups(generation: list[dict]) -> dict[str, list[float]]:
+def pair_speedups(generation: list[dict]) -> dict[str, list[float]]:
     """Per method, the fp32 / bf16 wall-time ratio of each measured pair (a bf16 run and the fp32 run before it)."""
     speedups, fp32 = {}, {}
     for g in generation:
@@ -142,7 +142,7 @@ def write(payload: dict) -> None:
                  f"{g['wall_measured']['date'][:16]} ({g['wall_measured']['commit']})"] for g in payload["generation"]]
         lines.append(markdown_table(["method", "precision", "train images", "wall s", "floor s", "wall / floor",
                                      "bf16 speed-up", "wall measured (commit)"], rows) + "\n")
-        for method, speedups in mean_speedups(payload["generation"]).items():
+        for method, speedups in pair_speedups(payload["generation"]).items():
             lines.append(f"{method}: bf16 speed-up over the {len(speedups)} measured fp32/bf16 pair(s): "
                          f"{statistics.mean(speedups):.2f}x (each: {', '.join(f'{v:.2f}x' for v in speedups)}).\n")
         lines.append("The floor counts the network passes of the run (source steps x PGD steps x batch + the final "
