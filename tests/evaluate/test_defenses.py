@@ -81,6 +81,10 @@ def test_registry_and_spec_parsing():
             "adversarial", "strong-augment"} <= set(list_defenses())
     assert parse_defense("jpeg:quality=30").params == {"quality": 30}
     assert parse_defense("adversarial:eps=4").params["step_size"] == pytest.approx(1 / 255)  # pixel values in specs
+    fast = parse_defense("adversarial:eps=8,steps=1,step_size=10").params  # FGSM-RS: one step of 1.25 eps
+    assert fast["steps"] == 1 and fast["step_size"] == pytest.approx(10 / 255)
+    with pytest.raises(InputError, match="up to 2 eps"):
+        parse_defense("adversarial:eps=4,step_size=9")
     assert parse_defense("adversarial:eps=4/255").params["eps"] == create_defense("adversarial", eps=4 / 255).params["eps"]
     with pytest.raises(InputError, match="unknown defense"):
         parse_defense("magic")

@@ -245,9 +245,10 @@ class _Adversarial(_Train):
 @DEFENSES.register("adversarial")
 def adversarial_training(eps: float = 8 / 255, steps: int = 10, step_size: float | None = None) -> Defense:
     """PGD adversarial training (Madry et al.); eps and step as fractions of the range, like every
-    radius (``adversarial:eps=8`` in a spec is 8/255); step eps/4 unless given."""
-    if not 0 < eps <= 1 or (step_size is not None and not 0 < step_size <= eps):
-        raise InputError(f"adversarial: eps and step_size are fractions of the range (8/255, step up to eps), got "
+    radius (``adversarial:eps=8`` in a spec is 8/255); step eps/4 unless given. One step of 1.25 eps
+    from a random start is "fast" FGSM-RS adversarial training (Wong et al. 2020), hence steps up to 2 eps."""
+    if not 0 < eps <= 1 or (step_size is not None and not 0 < step_size <= 2 * eps):
+        raise InputError(f"adversarial: eps and step_size are fractions of the range (8/255, step up to 2 eps), got "
                          f"eps={eps!r}, step_size={step_size!r}; in a spec they are pixel values (adversarial:eps=8)")
     return _Adversarial("adversarial", eps=eps, steps=steps, step_size=step_size if step_size is not None else eps / 4)
 
