@@ -1,0 +1,209 @@
+"""The defense grid on the releases we recommend: what each defense gives a trainer back.
+
+    python benchmarks/robust_grid.py run [--seeds 0] [--headline-seeds 1,2] [--workers 8] [--device cuda]
+                                         [--deadline-s 480] [--work DIR] [--journal PATH] [--full-width]
+    python benchmarks/robust_grid.py write [--journal PATH]
+
+``run`` makes each release (dataset x setting x seed, cpu preset, on ``--device``) and measures
+its utility, then trains one victim per (dataset, setting or clean, seed, defense, victim): the
+clean-trained victim of a defense is shared by every setting of its dataset and seed, with the
+same recipe and seed. Seeds in ``--seeds`` get the whole grid, ``--headline-seeds`` the headline
+defenses. ``--workers`` processes claim jobs at once: small 28 px victims leave a GPU idle between
+kernel launches, so several processes keep it busy (their train seconds then count a shared
+device). Every finished job is one line of the journal (default results/robust_cpu.jsonl), so an
+interrupted run resumes; ``write`` renders results/robust_cpu.md and .json from it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import RESULTS, context, data_root
+from medshield.data.medmnist import load
+from medshield.evaluate import Recipe, train_victim
+from medshield.evaluate.defenses import parse_defense
+from medshield.evaluate.journal import Journal
+from medshield.evaluate.utility import utility_report
+from medshield.presets import preset
+from medshield.protect import create_protection
+from medshield.protect.params import method_parameters
+
+JOURNAL = RESULTS / "robust_cpu.jsonl"
+# dataset -> setting -> (method, parameters on top of the cpu preset); the frontier's recommended
+# settings (benchmarks/results/frontier_cpu.md) and SALM K = 0.50 on BloodMNIST.
+SETTINGS = {
+    "bloodmnist": {"tap eps=8": ("tap", {}), "salm k=0.50": ("salm", {"k": 0.50})},
+    "pneumoniamnist": {"salm k=0.10": ("salm", {"k": 0.10})},
+}
+FGSM_RS = ("adversarial:eps=4,steps=1,step_size=5", "adversarial:eps=8,steps=1,step_size=10")  # Wong et al. 2020
+PGD_10 = "adversarial:eps=8,steps=10,step_size=2"
+STRONG = "strong-augment"
+DEFENSES = ("none", "jpeg:quality=10", "jpeg:quality=30", "jpeg:quality=50", "jpeg:quality=75", "median", "mean",
+            "gaussian", "bitdepth:bits=2", "bitdepth:bits=4", "grayscale", "crop:fraction=0.75", "cutout", "mixup",
+            "cutmix", *FGSM_RS, PGD_10, STRONG)
+HEADLINE = ("none", "jpeg:quality=10", FGSM_RS[1], "median")
+# Victims: the cpu preset's ResNet-18 (width 16, 600 iterations); strong augmentation trains 5x as
+# long, since at 600 iterations even the clean-trained victim stays near the floor (robustness_cpu.md);
+# and a trainer's full-width ResNet-18 with MedMNIST's own recipe (Adam, 100 epochs, no augmentation).
+VICTIMS = {"resnet18-cpu": ("cpu", {"arch": "resnet18"}, None),
+           "resnet18-cpu-3000it": ("cpu", {"arch": "resnet18", "iterations": 3000}, None),
+           "resnet18-w64-medmnist": ("cpu", {"arch": "resnet18"}, "medmnist")}
+# Relative cost of a job, so the longest start first (a cpu-recipe victim with no defense = 1).
+COST = {FGSM_RS[0]: 2, FGSM_RS[1]: 2, PGD_10: 11, STRONG: 25}
+VICTIM_COST = {"resnet18-cpu": 1, "resnet18-cpu-3000it": 1, "resnet18-w64-medmnist": 40}
+
+
+def victim_of(defense: str, full_width: bool) -> str:
+    if full_width:
+        return "resnet18-w64-medmnist"
+    return "resnet18-cpu-3000it" if defense == STRONG else "resnet18-cpu"
+
+
+def plan(args) -> list[dict]:
+    """Every job of the run, releases first, then victims by tier (whole grid, headline seeds, full
+    width) and, inside a tier, costliest first."""
+    jobs, victims = [], []
+    for dataset, settings in SETTINGS.items():
+        rgb = dataset == "bloodmnist"
+        for seed in [*args.seeds, *args.headline_seeds]:
+            for setting in settings:
+                jobs.append({"kind": "release", "dataset": dataset, "setting": setting, "seed": seed})
+            defenses = DEFENSES if seed in args.seeds else HEADLINE
+            tier = 0 if seed in args.seeds else 1
+            for defense in defenses:
+                if defense == "grayscale" and not rgb:
+                    continue
+                for setting in ("clean", *settings):
+                    victims.append((tier, {"kind": "victim", "dataset": dataset, "setting": setting, "seed": seed,
+                                           "defense": defense, "victim": victim_of(defense, False)}))
+            if args.full_width and seed in args.seeds:
+                recommended = next(iter(settings))
+                for defense in ("none", "jpeg:quality=10"):
+                    for setting in ("clean", recommended):
+                        victims.append((2, {"kind": "victim", "dataset": dataset, "setting": setting, "seed": seed,
+                                            "defense": defense, "victim": victim_of(defense, True)}))
+    cost = lambda job: COST.get(job["defense"], 1) * VICTIM_COST[job["victim"]]  # noqa: E731
+    victims.sort(key=lambda tj: (tj[0], -cost(tj[1])))
+    return jobs + [job for _, job in victims]
+
+
+def job_id(job: dict) -> str:
+    parts = [job["kind"], job["dataset"], job["setting"], str(job["seed"]), job.get("defense", ""), job.get("victim", "")]
+    return "_".join("".join(c if c.isalnum() or c in ".-=" else "-" for c in p) for p in parts if p)
+
+
+def release_path(work: Path, job: dict) -> Path:
+    return work / f"{job_id({**job, 'kind': 'release', 'defense': '', 'victim': ''})}.npy"
+
+
+def make_release(job: dict, args, work: Path) -> dict:
+    data = load(job["dataset"], root=data_root())
+    method, params = SETTINGS[job["dataset"]][job["setting"]]
+    settings = {k: v for k, v in preset("cpu", "protect", method).items() if k in method_parameters(method)} | params
+    result = create_protection(method, **settings).protect(data, seed=job["seed"], device=args.device, progress=False)
+    partial = release_path(work, job).with_suffix(".partial.npy")
+    np.save(partial, result.images)
+    os.replace(partial, release_path(work, job))
+    overall = utility_report(data.images("train"), result.images, names=("ssim", "psnr", "l0"))["overall"]
+    return {"method": method, "params": result.params, "generation_s": round(result.seconds, 1),
+            "ssim": overall["ssim"]["mean"], "psnr": overall["psnr"]["mean"], "l0": 100 * overall["l0"]["mean"]}
+
+
+def train_one(job: dict, args, work: Path) -> dict:
+    data = load(job["dataset"], root=data_root())
+    train = data
+    if job["setting"] != "clean":
+        train = data.with_train(np.load(release_path(work, job), allow_pickle=False))
+    preset_name, options, recipe_name = VICTIMS[job["victim"]]
+    defense = parse_defense(job["defense"]) if job["defense"] != "none" else None
+    run = train_victim(train, data, Recipe.named(preset_name, options, recipe_name), seed=job["seed"], device=args.device,
+                       progress=False, defense=defense, precision="fp32")
+    return {"test_accuracy": run["test_accuracy"], "peak_test_accuracy": run["peak_test_accuracy"],
+            "balanced_accuracy": run["balanced_accuracy"], "majority_floor": run["majority_floor"],
+            "train_seconds": round(run["train_seconds"], 1), "recipe": run["recipe"], "precision": run["precision"],
+            "test_accuracy_by_epoch": [round(h["test_accuracy"], 4) for h in run["history"]]}
+
+
+def claim(job: dict, work: Path) -> bool:
+    """True for exactly one worker: the one whose exclusive create of the claim file succeeds."""
+    try:
+        os.close(os.open(work / "claims" / job_id(job), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+
+
+def worker(args) -> None:
+    """Claim and run jobs until none is left; a victim waits until its release exists."""
+    work, journal = Path(args.work), Journal(args.journal)
+    done = {job_id(r) for r in journal.records()}
+    todo = [job for job in plan(args) if job_id(job) not in done
+            or (job["kind"] == "release" and not release_path(work, job).exists())]  # a release on another machine
+    while todo:
+        ready = [j for j in todo if j["kind"] == "release" or j["setting"] == "clean" or release_path(work, j).exists()]
+        if not ready:
+            time.sleep(1)
+            todo = [j for j in todo if not (work / "claims" / job_id(j)).exists()]
+            continue
+        job = ready[0]
+        todo.remove(job)
+        if not claim(job, work):
+            continue
+        try:
+            measured = make_release(job, args, work) if job["kind"] == "release" else train_one(job, args, work)
+        except Exception as exc:  # one failed cell must not cost the others their time
+            print(f"worker {args.id}: {job_id(job)} FAILED: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            continue
+        journal.append({**job, **measured, "device": args.device, "workers": args.workers, **context()})
+        print(f"worker {args.id}: {job_id(job)} done", flush=True)
+
+
+def run(args) -> None:
+    """Start the workers; stop them all at the deadline (what finished is journaled)."""
+    work = Path(args.work)
+    (work / "claims").mkdir(parents=True, exist_ok=True)
+    for stale in (work / "claims").iterdir():  # claims of a killed run: their jobs were not journaled
+        stale.unlink()
+    base = [sys.executable, __file__, "worker", "--work", str(work), "--journal", str(args.journal),
+            "--device", args.device, "--seeds", ",".join(map(str, args.seeds)),
+            "--headline-seeds", ",".join(map(str, args.headline_seeds)), "--workers", str(args.workers)]
+    base += ["--full-width"] if args.full_width else []
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // args.workers))}
+    procs = [subprocess.Popen(base + ["--id", str(i)], env=env) for i in range(args.workers)]
+    end = time.monotonic() + args.deadline_s
+    while any(p.poll() is None for p in procs) and time.monotonic() < end:
+        time.sleep(2)
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+    print(f"run: {sum(p.returncode == 0 for p in procs)}/{len(procs)} workers finished; journal {args.journal}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("stage", choices=("run", "worker", "write"))
+    parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",") if x], default=[0])
+    parser.add_argument("--headline-seeds", type=lambda s: [int(x) for x in s.split(",") if x], default=[])
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--deadline-s", type=float, default=float("inf"))
+    parser.add_argument("--work", default=str(RESULTS / "runs" / "robust"))
+    parser.add_argument("--journal", default=str(JOURNAL))
+    parser.add_argument("--full-width", action="store_true", help="also the full-width MedMNIST-recipe victim (seed grid)")
+    parser.add_argument("--id", type=int, default=0)
+    args = parser.parse_args()
+    if args.stage == "write":
+        from robust_tables import write_tables
+        write_tables(Journal(args.journal).records())
+    else:
+        {"run": run, "worker": worker}[args.stage](args)
+
+
+if __name__ == "__main__":
+    main()
