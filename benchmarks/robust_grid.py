@@ -90,7 +90,7 @@ def plan(args) -> list[dict]:
                                             "defense": defense, "victim": victim_of(defense, True)}))
     cost = lambda job: COST.get(job["defense"], 1) * VICTIM_COST[job["victim"]]  # noqa: E731
     victims.sort(key=lambda tj: (tj[0], -cost(tj[1])))
-    return jobs + [job for _, job in victims]
+    return jobs + [job for _, job in victims if job["defense"] not in args.exclude]
 
 
 def job_id(job: dict) -> str:
@@ -173,7 +173,7 @@ def run(args) -> None:
     base = [sys.executable, __file__, "worker", "--work", str(work), "--journal", str(args.journal),
             "--device", args.device, "--seeds", ",".join(map(str, args.seeds)),
             "--headline-seeds", ",".join(map(str, args.headline_seeds)), "--workers", str(args.workers)]
-    base += ["--full-width"] if args.full_width else []
+    base += (["--full-width"] if args.full_width else []) + (["--exclude", ";".join(args.exclude)] if args.exclude else [])
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // args.workers))}
     procs = [subprocess.Popen(base + ["--id", str(i)], env=env) for i in range(args.workers)]
     end = time.monotonic() + args.deadline_s
@@ -196,6 +196,7 @@ def main() -> None:
     parser.add_argument("--work", default=str(RESULTS / "runs" / "robust"))
     parser.add_argument("--journal", default=str(JOURNAL))
     parser.add_argument("--full-width", action="store_true", help="also the full-width MedMNIST-recipe victim (seed grid)")
+    parser.add_argument("--exclude", type=lambda s: s.split(";"), default=[], help="semicolon-separated defenses to leave out")
     parser.add_argument("--id", type=int, default=0)
     args = parser.parse_args()
     if args.stage == "write":
