@@ -35,3 +35,31 @@ def test_no_import_cycles():
 
     cycles = sorted(name for name in graph if reaches(name, name, {name}))
     assert not cycles, f"modules on an import cycle: {cycles}"
+
+
+# ARCHITECTURE.md's layers, bottom first: a module imports only from its own package and from
+# lower layers; packages of one layer do not import each other.
+LAYERS = [
+    {"errors"},
+    {"units", "_registry", "_runtime", "presets", "bounds"},
+    {"data", "models"},
+    {"protect", "evaluate"},
+    {"report"},
+    {"pipeline", "options"},
+    {"medshield"},  # the package's __init__: the public API (its __version__ is read by every layer)
+    {"cli"},
+    {"__main__"},
+]
+
+
+def layer_of(module: str) -> int:
+    part = module.split(".")[1] if "." in module else "medshield"
+    return next(i for i, layer in enumerate(LAYERS) if part in layer)
+
+
+def test_nothing_imports_upwards_or_sideways():
+    graph = module_graph()
+    wrong = sorted(f"{source} -> {target}" for source, targets in graph.items() for target in targets
+                   if source.split(".")[:2] != target.split(".")[:2] and target != "medshield"
+                   and layer_of(target) >= layer_of(source))
+    assert not wrong, f"imports against ARCHITECTURE.md's layers: {wrong}"

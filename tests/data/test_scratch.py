@@ -9,7 +9,7 @@ from PIL import Image
 from medshield.bounds import pixel_change
 from medshield.data import folder
 from medshield.data.folder import load_folder
-from medshield.data.scratch import ScratchArray, save_npz
+from medshield.data.scratch import ScratchArray
 
 
 @pytest.fixture
@@ -36,15 +36,6 @@ def test_pixel_change_in_chunks_matches_the_whole(scratch_dir):
     on_disk = ScratchArray(released.shape, released.dtype)
     on_disk[:] = released
     assert pixel_change(original, on_disk, chunk=4) == pixel_change(original, released, chunk=100)
-
-
-def test_save_npz_streams_arrays_numpy_can_read(scratch_dir, tmp_path):
-    delta = ScratchArray((600, 3, 3), np.int8)
-    delta[:] = np.arange(600 * 9).reshape(600, 3, 3) % 17 - 8
-    save_npz(tmp_path / "p.npz", chunk=256, delta=delta, files=np.array(["a.png", "b/c.png"]))
-    with np.load(tmp_path / "p.npz", allow_pickle=False) as npz:
-        assert np.array_equal(npz["delta"], delta[:]) and npz["delta"].dtype == np.int8
-        assert npz["files"].tolist() == ["a.png", "b/c.png"]
 
 
 def test_folder_is_read_lazily_one_file_at_a_time_into_a_read_only_map(scratch_dir, tmp_path, monkeypatch):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -41,14 +40,3 @@ class ScratchArray:
 
     def __setitem__(self, index, value) -> None:
         self.mapped(writable=True)[index] = value
-
-
-def save_npz(path: str | Path, chunk: int = 256, **arrays) -> None:
-    """``np.savez_compressed`` for arrays larger than memory: each is written ``chunk`` rows at a time."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
-        for name, array in arrays.items():
-            header = {"descr": np.lib.format.dtype_to_descr(array.dtype), "fortran_order": False, "shape": tuple(array.shape)}
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as handle:
-                np.lib.format.write_array_header_1_0(handle, header)
-                for start in range(0, len(array), chunk):
-                    handle.write(np.ascontiguousarray(array[start:start + chunk]).tobytes())

@@ -98,11 +98,6 @@ class Protection:
             return f"sparse release: at most {100 * self.max_l0:g} % of each image's pixel positions changed"
         return "dense release: no bound on the number of changed positions"
 
-    @property
-    def eps_px(self) -> int:
-        """The radius in levels of an 8-bit image."""
-        return self.eps_levels(255)
-
     def eps_levels(self, maximum: int) -> int:
         """The radius in levels of a format whose full range is ``maximum`` (8/255 -> 2056 of 65535)."""
         return int(round(self.eps * maximum))
