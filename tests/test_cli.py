@@ -316,3 +316,23 @@ def test_param_sets_any_method_parameter_and_refuses_unknown_ones(capsys, tmp_pa
     code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(tmp_path / "x"), "--method", "tap",
                        "--param", "k=0.2", "--quiet")
     assert code == 2 and "--param (tap): no parameter 'k'" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("delay", [0.5, 1.5])
+def test_a_ctrl_c_while_the_command_starts_is_one_quiet_line(delay):
+    """SIGINT while ``import torch`` runs gave a KeyboardInterrupt traceback; now one line, exit 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    child = subprocess.Popen([sys.executable, "-m", "medshield", "methods"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env, text=True)
+    time.sleep(delay)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    assert child.returncode == 130 and err == "medshield: interrupted; nothing was written\n", (child.returncode, err)
