@@ -6,6 +6,7 @@ The zip bomb here is genuine: 6 GB of zeros deflated into about 6 MB (each 64 Mi
 once, after a full flush, and repeated), with the right CRC, the shape of the one that took 236 s
 and 6.7 GB of memory before the fix.
 """
+import functools
 import io
 import json
 import struct
@@ -25,21 +26,27 @@ BLOCK = 1 << 26  # 64 MiB of zeros per repeated deflate block
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
+@functools.cache
+def zeros_block() -> bytes:
+    """64 MiB of zeros deflated after a full flush: the same bytes wherever in a stream they go."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return compressor.compress(bytes(BLOCK)) + compressor.flush(zlib.Z_FULL_FLUSH)
+
+
 def npy_header(shape, descr="|u1") -> bytes:
     buffer = io.BytesIO()
     np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
     return buffer.getvalue()
 
 
-def zip_bomb(path: Path, blocks: int, member: str = "train_images.npy") -> Path:
-    """A one-member ``.npz`` whose member inflates to a valid ``.npy`` of ``blocks`` x 64 MiB zeros."""
-    header = npy_header((blocks * BLOCK,))
-    zeros = bytes(BLOCK)
+def zip_bomb(path: Path, blocks: int, member: str = "train_images.npy", declared: int | None = None) -> Path:
+    """A one-member ``.npz`` whose member inflates to an ``.npy`` header and ``blocks`` x 64 MiB of zeros;
+    the header declares them all, or ``declared`` bytes (then the rest lies beyond it)."""
+    header = npy_header((blocks * BLOCK if declared is None else declared,))
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
-    first = compressor.compress(header) + compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
-    repeated = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
-    data = first + repeated * (blocks - 1) + compressor.flush()
-    crc = zlib.crc32(header)
+    start = compressor.compress(header) + compressor.flush(zlib.Z_FULL_FLUSH)
+    data = start + zeros_block() * blocks + compressor.flush()
+    crc, zeros = zlib.crc32(header), bytes(BLOCK)
     for _ in range(blocks):
         crc = zlib.crc32(zeros, crc)
     size, name = len(header) + blocks * BLOCK, member.encode()
