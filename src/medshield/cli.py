@@ -1,13 +1,11 @@
 """``medshield <verb>``: a thin command line over :mod:`medshield.pipeline`.
 
-Exit codes: 0 success, 2 bad input or arguments, or a write the machine refused (disk full, quota,
-read-only, I/O error): one line on stderr; 1 a failed check (verify), a partial restore (restore
---force), or an unexpected failure.
+Exit codes: 0 success; 2 bad input or arguments, or a write the machine refused (disk full, quota, I/O error,
+read-only): one line on stderr; 1 a failed check (verify), a partial restore (--force), an unexpected failure.
 """
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import sys
 from pathlib import Path
@@ -17,7 +15,7 @@ from ._runtime import write_json
 from .data.bounded import set_input_limit
 from .data.release import check_writable
 from .data.sealing import default_key_path
-from .errors import InputError
+from .errors import REFUSED_WRITES, InputError
 from .evaluate.defenses import list_defenses
 from .models import PRECISIONS
 from .options import PROTECT_OPTIONS, VICTIM_OPTIONS, add_options, given, shown
@@ -47,15 +45,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     _limits(p)
 
 
-def _limits(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-input-bytes", type=int, help="refuse any array or image that declares more bytes than this "
-                                                        "once decoded (default: half of this machine's memory)")
+def _limits(p: argparse.ArgumentParser) -> None:  # every verb that reads data
+    p.add_argument("--max-input-bytes", type=int, help="refuse an array or image declaring more bytes once decoded "
+                                                        "(default: a quarter of this machine's memory)")
 
 
-def _owner(p: argparse.ArgumentParser) -> None:
-    """How a recipient pins the release's owner (given by the owner out of band)."""
-    p.add_argument("--public-key", help="the owner's public key (owner.pub of a release you trust): refuse a release "
-                                        "signed by anyone else")
+def _owner(p: argparse.ArgumentParser) -> None:  # how a recipient pins the owner (given by the owner out of band)
+    p.add_argument("--public-key", help="the owner's public key (owner.pub of a trusted release): refuse other signers")
     p.add_argument("--fingerprint", help="the owner's key fingerprint (64 hex digits), instead of --public-key")
 
 
@@ -86,9 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "EM, TAP: saved every 5 minutes); same inputs and settings needed")
     p.add_argument("--key-out", help="where the key that restores the originals goes (default: OUT.key beside OUT); "
                                       "keep it private, never inside OUT")
-    p.add_argument("--signing-key", help="your own signing key file, reused for every release so they all show one "
-                                         "fingerprint (created there, private, on first use; default: a fresh key "
-                                         "per release, kept in the key file)")
+    p.add_argument("--signing-key", help="your signing key file, reused so every release shows one fingerprint (created "
+                                         "on first use; default: a fresh key per release, kept in the key file)")
     p.add_argument("--fraction", type=float, default=1.0, help="protect only this seeded random fraction of the train images")
     p.add_argument("--classes", type=lambda t: [int(c) for c in t.split(",")], help="protect only images of these labels, e.g. 0,3")
     p.add_argument("--support", type=lambda t: t.split(","),
@@ -148,15 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     _limits(p)
 
     p = verbs.add_parser("restore", help="give an authorized partner the originals back, with the release's key",
-                         description="Rebuild the originals of a release from its sealed restoration data and its key, "
-                                     "after checking the release's signature and every file's SHA-256. Exit 0: all "
-                                     "restored; 2: nothing written (a file differs, named); 1: --force restored part.")
+                         description="Rebuild the originals of a release with its key, once its signature and every "
+                                     "file's SHA-256 hold. Exit 0: all restored; 2: nothing written; 1: --force, part.")
     p.add_argument("release", help="release folder written by 'medshield protect'")
     p.add_argument("--key", help="the release's key file (default: RELEASE.key beside the release)")
     p.add_argument("--out", required=True, help="new folder for the originals")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
-    p.add_argument("--force", action="store_true", help="when some images or copies differ from the signed release, "
-                                                        "restore the others and list those")
+    p.add_argument("--force", action="store_true", help="restore what matches the signed release and list the rest")
     _owner(p)
     _limits(p)
 
@@ -269,9 +262,8 @@ def _run(args) -> int:
         target, left_out = pipeline.restore(args.release, args.out, key=args.key, overwrite=args.overwrite, force=args.force,
                                             public_key=args.public_key, fingerprint=args.fingerprint)
         print(f"wrote the originals of {args.release} to {target}")
-        if left_out:
-            print(f"medshield: --force: {len(left_out)} file(s) differ from the signed release and were not restored: "
-                  f"{', '.join(left_out)}", file=sys.stderr)
+        if left_out:  # never silently: exit 1 and the list
+            print(f"medshield: --force: differ from the signed release, not restored: {', '.join(left_out)}", file=sys.stderr)
         return 1 if left_out else 0
     if args.verb == "verify":
         from .data.verification import verify_release
@@ -286,9 +278,6 @@ def _run(args) -> int:
     raise AssertionError(args.verb)
 
 
-REFUSED_WRITES = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)  # the machine said no: exit 2, not 1
-
-
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
@@ -301,10 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as exc:  # the machine, not the input: disk full, permissions, a vanished file
         where = f" ({exc.filename})" if exc.filename else ""
-        refused = exc.errno in REFUSED_WRITES
-        advice = "; free space (or choose another location) and rerun, with --resume for a long protection" if refused else ""
-        print(f"medshield: error: {exc.strerror or exc}{where}{advice}; no partial output was left", file=sys.stderr)
-        return 2 if refused else 1
+        advice = "; free space (or choose another place) and rerun, --resume for a long protection"
+        print(f"medshield: error: {exc.strerror or exc}{where}{advice if exc.errno in REFUSED_WRITES else ''}; no partial "
+              "output was left", file=sys.stderr)
+        return 2 if exc.errno in REFUSED_WRITES else 1
 
 
 if __name__ == "__main__":
