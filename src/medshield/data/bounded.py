@@ -86,5 +86,5 @@ def _header(handle, what: str) -> tuple:
     except ValueError as exc:
         raise InputError(f"{what}: not a valid .npy header ({' '.join(str(exc).split())[:100]})") from None
     if dtype.hasobject:
-        raise InputError(f"{what}: holds Python objects (pickles), which medshield never loads; save plain arrays")
+        raise InputError(f"{what}: holds pickled objects, which medshield never loads; save plain arrays")
     return shape, fortran, dtype
