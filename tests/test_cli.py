@@ -35,7 +35,8 @@ def test_every_method_writes_the_same_release_layout(capsys, tmp_path, tiny_npz)
     assert code == 0, err
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["method"] == "sp" and manifest["params"]["patch_size"] == 4 and manifest["measured"]["linf"] <= 8
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "restoration.sealed", "tiny.npz"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "manifest.sig", "owner.pub", "restoration.sealed",
+                                                     "tiny.npz"]
     assert (tmp_path / "sp.key").is_file()  # the key beside the release, not in it
 
 
@@ -120,7 +121,8 @@ def test_protect_then_evaluate_end_to_end(capsys, tmp_path, medmnist_root, real_
                        "--steps", "60", "--width", "8", "--batch-size", "64", "--k", "0.5", "--sparse", "--quiet")
     assert code == 0, err
     assert source.read_bytes() == source_bytes
-    assert sorted(p.name for p in out.iterdir()) == ["breastmnist.npz", "manifest.json", "restoration.sealed"]
+    assert sorted(p.name for p in out.iterdir()) == ["breastmnist.npz", "manifest.json", "manifest.sig", "owner.pub",
+                                                     "restoration.sealed"]
     assert "keep it private" in err
 
     import medmnist
@@ -301,7 +303,7 @@ def test_a_full_disk_while_writing_leaves_no_partial_release_and_one_line(capsys
     before = tiny_npz.read_bytes()
     monkeypatch.setattr(release_module.np, "savez_compressed", full)
     code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(tmp_path / "out"), "--method", "random", "--quiet")
-    assert code == 1 and err.count("\n") == 1 and "No space left on device" in err
+    assert code == 2 and err.count("\n") == 1 and "No space left on device" in err  # the machine refused: exit 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.npz"] and tiny_npz.read_bytes() == before
 
 
@@ -316,3 +318,23 @@ def test_param_sets_any_method_parameter_and_refuses_unknown_ones(capsys, tmp_pa
     code, _, err = run(capsys, "protect", str(tiny_npz), "--out", str(tmp_path / "x"), "--method", "tap",
                        "--param", "k=0.2", "--quiet")
     assert code == 2 and "--param (tap): no parameter 'k'" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("delay", [0.5, 1.5])
+def test_a_ctrl_c_while_the_command_starts_is_one_quiet_line(delay):
+    """SIGINT while ``import torch`` runs gave a KeyboardInterrupt traceback; now one line, exit 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    child = subprocess.Popen([sys.executable, "-m", "medshield", "methods"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env, text=True)
+    time.sleep(delay)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    assert child.returncode == 130 and err == "medshield: interrupted; nothing was written\n", (child.returncode, err)

@@ -43,7 +43,7 @@ def test_the_docs_show_commands():
 @pytest.mark.parametrize("page,command", COMMANDS, ids=[f"{p}:{c[:60]}" for p, c in COMMANDS])
 def test_documented_command_parses(page, command, capsys):
     try:
-        build_parser().parse_args(shlex.split(command)[1:])
+        build_parser().parse_args(shlex.split(command, comments=True)[1:])
     except InputError as error:  # the parser's one-line refusal
         pytest.fail(f"{page}: `{command}` does not parse: {error}")
     except SystemExit as exit_:

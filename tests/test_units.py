@@ -39,3 +39,14 @@ def test_every_method_parameter_has_a_flag_with_its_documented_defaults():
     assert "(default 0.8)" in options["step_size"]["help"] and "(default 0.5,0.75)" in options["lr_milestones"]["help"]
     args = build_parser().parse_args(["protect", "x", "--out", "y", "--eps", "4", "--no-final-pass", "--lr-milestones", "0.5,0.9"])
     assert (args.eps, args.final_pass, args.lr_milestones) == (4 / 255, False, (0.5, 0.9))
+
+
+@pytest.mark.parametrize("flag, value", [("--eps", "-1"), ("--eps", "0"), ("--eps", "300"), ("--step-size", "-2")])
+def test_a_radius_out_of_range_is_answered_in_the_pixel_values_typed(capsys, tiny_npz, tmp_path, flag, value):
+    """``--eps -1`` was told "(a fraction of the range: 8/255, not 8)": wrong advice where ``--eps 8`` is right."""
+    from medshield.cli import main
+
+    code = main(["protect", str(tiny_npz), "--out", str(tmp_path / "out"), "--method", "em", flag, value, "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "pixel values" in err and "8 = 8/255" in err, err
+    assert "not 8" not in err and value in err

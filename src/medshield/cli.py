@@ -1,6 +1,7 @@
 """``medshield <verb>``: a thin command line over :mod:`medshield.pipeline`.
 
-Exit codes: 0 success, 2 bad input or arguments (one line on stderr), 1 unexpected failure.
+Exit codes: 0 success; 2 bad input or arguments, or a write the machine refused (disk full, quota, I/O error,
+read-only): one line on stderr; 1 a failed check (verify), a partial restore (--force), an unexpected failure.
 """
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from pathlib import Path
 
 from . import __version__
 from ._runtime import write_json
+from .data.bounded import set_input_limit
 from .data.release import check_writable
 from .data.sealing import default_key_path
-from .errors import InputError
+from .errors import REFUSED_WRITES, InputError
 from .evaluate.defenses import list_defenses
 from .models import PRECISIONS
 from .options import PROTECT_OPTIONS, VICTIM_OPTIONS, add_options, given, shown
@@ -40,6 +42,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's, one per core); results move "
                                                 "with it, so it is recorded, and the same seed and threads repeat a run's bytes")
     p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
+    _limits(p)
+
+
+def _limits(p: argparse.ArgumentParser) -> None:  # every verb that reads data
+    p.add_argument("--max-input-bytes", type=int, help="refuse an array or image declaring more bytes once decoded "
+                                                        "(default: a quarter of this machine's memory)")
+
+
+def _owner(p: argparse.ArgumentParser) -> None:  # how a recipient pins the owner (given by the owner out of band)
+    p.add_argument("--public-key", help="the owner's public key (owner.pub of a trusted release): refuse other signers")
+    p.add_argument("--fingerprint", help="the owner's key fingerprint (64 hex digits), instead of --public-key")
 
 
 def _originals(p: argparse.ArgumentParser) -> None:
@@ -69,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "EM, TAP: saved every 5 minutes); same inputs and settings needed")
     p.add_argument("--key-out", help="where the key that restores the originals goes (default: OUT.key beside OUT); "
                                       "keep it private, never inside OUT")
+    p.add_argument("--signing-key", help="your signing key file, reused so every release shows one fingerprint (created "
+                                         "on first use; default: a fresh key per release, kept in the key file)")
     p.add_argument("--fraction", type=float, default=1.0, help="protect only this seeded random fraction of the train images")
     p.add_argument("--classes", type=lambda t: [int(c) for c in t.split(",")], help="protect only images of these labels, e.g. 0,3")
     p.add_argument("--support", type=lambda t: t.split(","),
@@ -107,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segmentation-model", help=SEGMENTATION_HELP)
     _originals(p)
     p.add_argument("--quiet", action="store_true", help="no table")
+    _limits(p)
 
     p = verbs.add_parser("report", help="one self-contained HTML page for a release, its evaluations and grids",
                          description="Write RUN_DIR-report/index.html (figures embedded) from a release and the "
@@ -115,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for index.html and figures (default: RELEASE-report beside it)")
     p.add_argument("--segmentation-model", help=SEGMENTATION_HELP)
     _originals(p)
+    _limits(p)
 
     p = verbs.add_parser("compare", help="utility of several releases side by side (paper Table 5 layout)",
                          description="Mean SSIM, hash similarities, NMI, PSNR, segmentation agreement and L0 per release.")
@@ -123,13 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segmentation-model", help=SEGMENTATION_HELP)
     p.add_argument("--key", action="append", help="a release's key file, once per release in their order "
                                                  "(default: RELEASE.key beside each release)")
+    _limits(p)
 
     p = verbs.add_parser("restore", help="give an authorized partner the originals back, with the release's key",
-                         description="Rebuild the originals of a release from its sealed restoration data and its key.")
+                         description="Rebuild the originals of a release with its key, once its signature and every "
+                                     "file's SHA-256 hold. Exit 0: all restored; 2: nothing written; 1: --force, part.")
     p.add_argument("release", help="release folder written by 'medshield protect'")
     p.add_argument("--key", help="the release's key file (default: RELEASE.key beside the release)")
     p.add_argument("--out", required=True, help="new folder for the originals")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--force", action="store_true", help="restore what matches the signed release and list the rest")
+    _owner(p)
+    _limits(p)
 
     p = verbs.add_parser("verify", help="re-check a release: its files, sealing, nothing private, the bounds on its bytes",
                          description="Re-check a release on its own before publishing or trusting it. Exit 0: every "
@@ -140,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--original", help="the dataset the release was made from, instead of the key")
     p.add_argument("--labels", help="labels CSV of an --original image folder")
     p.add_argument("--json", help="also write the checks as JSON to this file")
+    _owner(p)
+    _limits(p)
 
     verbs.add_parser("methods", help="list protection methods and their defaults")
     return parser
@@ -156,6 +180,7 @@ def _run(args) -> int:
     from .evaluate.utility import release_utility
     from .report import evaluation_table, grid_table, utility_comparison_table, utility_table
 
+    set_input_limit(getattr(args, "max_input_bytes", None))
     if args.verb == "methods":
         from .protect import PROTECTIONS
 
@@ -172,12 +197,13 @@ def _run(args) -> int:
             root=args.root, seed=args.seed, overwrite=args.overwrite, device=args.device, progress=not args.quiet,
             fraction=args.fraction, classes=args.classes, labels=args.labels, jpeg_as_png=args.jpeg_as_png,
             precision=args.precision, key_out=args.key_out, threads=args.threads, support=args.support,
-            support_classes=args.support_classes, resume=args.resume,
+            support_classes=args.support_classes, resume=args.resume, signing_key=args.signing_key,
         )
         m = release.manifest
         key_path = args.key_out or default_key_path(release.path)
         print(f"medshield: the key that restores the originals is {key_path}: keep it private and never publish it "
-              "with the release", file=sys.stderr)
+              f"with the release; recipients check it with: medshield verify DIR --fingerprint {m['owner_fingerprint']}",
+              file=sys.stderr)
         if not args.quiet:
             measured = m["measured"]
             print(
@@ -233,12 +259,17 @@ def _run(args) -> int:
             print(utility_table(report))
         return 0
     if args.verb == "restore":
-        print(f"wrote the originals of {args.release} to {pipeline.restore(args.release, args.out, key=args.key, overwrite=args.overwrite)}")
-        return 0
+        target, left_out = pipeline.restore(args.release, args.out, key=args.key, overwrite=args.overwrite, force=args.force,
+                                            public_key=args.public_key, fingerprint=args.fingerprint)
+        print(f"wrote the originals of {args.release} to {target}")
+        if left_out:  # never silently: exit 1 and the list
+            print(f"medshield: --force: differ from the signed release, not restored: {', '.join(left_out)}", file=sys.stderr)
+        return 1 if left_out else 0
     if args.verb == "verify":
         from .data.verification import verify_release
 
-        checks = verify_release(args.release, key=args.key, original=args.original, labels=args.labels)
+        checks = verify_release(args.release, key=args.key, original=args.original, labels=args.labels,
+                                public_key=args.public_key, fingerprint=args.fingerprint)
         _write_json(args.json, checks)
         status = {True: "ok", False: "FAILED", None: "not checked"}
         for check in checks:
@@ -259,8 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as exc:  # the machine, not the input: disk full, permissions, a vanished file
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"medshield: error: {exc.strerror or exc}{where}; no partial output was left", file=sys.stderr)
-        return 1
+        advice = "; free space (or choose another place) and rerun, --resume for a long protection"
+        print(f"medshield: error: {exc.strerror or exc}{where}{advice if exc.errno in REFUSED_WRITES else ''}; no partial "
+              "output was left", file=sys.stderr)
+        return 2 if exc.errno in REFUSED_WRITES else 1
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 after its default, help text from the methods' docstrings) and the victim recipe's flags."""
 from __future__ import annotations
 
+import argparse
+
+from .errors import InputError
 from .models import list_models
 from .models.training import OPTIMIZERS, SCHEDULES
 from .presets import RECIPES
@@ -22,7 +25,12 @@ def shown(name: str, value) -> str:
 def typed(name: str, default):
     """An argparse type for parameter ``name``: argparse reports a failure as "invalid <type> value"."""
     def parse(text: str):
-        return parse_value(name, text, default)  # an InputError is a ValueError: argparse's one line
+        try:
+            return parse_value(name, text, default)  # an InputError is a ValueError: argparse's one line
+        except InputError as exc:
+            if name in RADIUS_PARAMS:  # a radius out of range: say the range in the pixel values typed
+                raise argparse.ArgumentTypeError(str(exc)) from None
+            raise
     parse.__name__ = "radius" if name in RADIUS_PARAMS else type(default).__name__
     return parse
 

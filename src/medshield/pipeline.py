@@ -14,10 +14,11 @@ from ._runtime import machine, now_iso, package_versions, pick_device, sha256_fi
 from .data.folder import FolderData
 from .data.folder_release import restore_folder, write_folder_release
 from .data.medmnist import MedMNISTData, load
-from .data.opening import load_directory, open_dataset, original_of
-from .data.release import Release, check_output_dir, move_into_place, restored_npz, staging_folder, write_release
+from .data.opening import load_directory, open_dataset, original_of, read_release
+from .data.release import Release, check_output_dir, is_release, move_into_place, restored_npz, staging_folder, write_release
 from .data.restoration import Restoration
 from .data.sealing import check_key_path, default_key_path
+from .data.signing import check_before_restore, owner_key, pinned_fingerprint
 from .data.scratch import ScratchArray
 from .data.support import WithSupport
 from .errors import InputError
@@ -58,6 +59,7 @@ def protect(
     support_classes: int = 5,
     resume: bool = False,
     checkpoint_every: float = 300.0,
+    signing_key: str | Path | None = None,
 ) -> Release:
     """Protect ``dataset``'s train split and write a release folder to ``out``.
 
@@ -75,7 +77,8 @@ def protect(
 
     ``out`` gets only what is safe to publish; the key that restores the originals and the
     owner's private record (input path and hash, machine, command) go to ``key_out`` (default
-    ``out.key`` beside it).
+    ``out.key`` beside it). The release is signed with ``signing_key`` (the owner's reusable key
+    file, created when missing) or, without it, a fresh key kept in the key file.
 
     SALM, EM and TAP save their state every ``checkpoint_every`` seconds and at stage boundaries into
     ``out.work`` beside the output (removed once the release is written); ``resume`` continues a
@@ -107,6 +110,7 @@ def protect(
     # (the run itself was allowed to write there, or it would not have started).
     replace = overwrite or (resume and not Path(out).exists())
     check_key_path(key_path, Path(out), replace)
+    owner = owner_key(signing_key)
     selected = select_for_protection(data, fraction, classes, seed)
     fingerprint = data.fingerprint() if isinstance(data, FolderData) else sha256_file(data.path)
     checkpoint = Checkpoint(work_folder(out), {
@@ -163,10 +167,11 @@ def protect(
     if isinstance(data, FolderData):
         release = write_folder_release(out, data, released, manifest, max_linf=result.max_linf, max_l0=result.max_l0,
                                        overwrite=replace, labels_csv=labels, jpeg_as_png=jpeg_as_png, key_out=key_path,
-                                       private=private, measure_utility=utility_sample)
+                                       private=private, measure_utility=utility_sample, owner=owner)
     else:
         release = write_release(out, data, released.mapped(), manifest, max_linf=result.max_linf, max_l0=result.max_l0,
-                                overwrite=replace, key_out=key_path, private=private, measure_utility=utility_sample)
+                                overwrite=replace, key_out=key_path, private=private, measure_utility=utility_sample,
+                                owner=owner)
     checkpoint.remove()  # the release is complete: nothing left to resume
     return release
 
@@ -218,29 +223,35 @@ def select_for_protection(data: MedMNISTData, fraction: float, classes: list[int
     return selected
 
 
-def restore(release_dir: str, out: str | Path, *, key: str | Path | None = None, overwrite: bool = False) -> Path:
-    """Write the originals of a release to the new folder ``out`` with the release's key.
+def restore(release_dir: str, out: str | Path, *, key: str | Path | None = None, overwrite: bool = False,
+            force: bool = False, public_key: str | Path | None = None, fingerprint: str | None = None) -> tuple[Path, list[str]]:
+    """Write the originals of a release to the new folder ``out`` with the release's key; returns
+    ``out`` and the release files left out (only with ``force``).
 
     ``.npz``: the dataset file with byte-identical arrays; folders: the original tree, names,
     formats and bit depths, pixel-identical (JPEG originals byte-identical), DICOM with its
-    original pixel data and UIDs. Nothing is written unless every check passes.
+    original pixel data and UIDs. First the release must be as its owner signed it (pinned with
+    ``public_key`` or ``fingerprint``), and every restored image must match its original's hash
+    sealed with it: otherwise nothing is written, or with ``force`` what matches is.
     """
-    _, release = open_dataset(release_dir)
-    if release is None:
+    if not is_release(release_dir):
         raise InputError(f"{release_dir} is not a release folder written by 'medshield protect'")
+    skip = check_before_restore(Path(release_dir), pinned_fingerprint(public_key, fingerprint), force)
+    release = read_release(release_dir)
     target = check_output_dir(out, [release.path], overwrite)
     with Restoration(release.path, release.manifest, key) as restoration:
         tmp = staging_folder(target)
         try:
+            left_out = []
             if restoration.record["format"] == "npz":
                 restored = restored_npz(release, restoration)
                 np.savez_compressed(tmp / f"{restored.name}.npz", **restored.arrays)
             else:
-                restore_folder(release, restoration, tmp)
+                left_out = restore_folder(release, restoration, tmp, skip, force)
             move_into_place(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return target, left_out
 
 
 def grid(

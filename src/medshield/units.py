@@ -27,7 +27,11 @@ def radius(text: str | float) -> float:
 def parse_value(name: str, text: str, default):
     """``text`` as the type of ``default`` (radii via :func:`radius`); one error line when it is not."""
     if name in RADIUS_PARAMS:
-        return radius(text)
+        value = radius(text)
+        if not 0 < value <= 1:  # said here, in the pixel values the person typed, not in fractions
+            raise InputError(f"{name} is in pixel values of a 0..255 range, above 0 and at most 255 (8 = 8/255), "
+                             f"got {text!r}")
+        return value
     try:
         if isinstance(default, bool):
             if text.lower() not in TRUE + FALSE:

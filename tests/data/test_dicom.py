@@ -60,7 +60,8 @@ def test_dicom_release_keeps_tags_and_bounds(capsys, tmp_path, name):
                  "--batch-size", "4", "--pgd-steps", "2", "--sparse", "--quiet"])  # --sparse: the L0 bound is checked too
     assert code == 0, capsys.readouterr().err
     assert digest(root) == before  # originals byte-identical
-    assert sorted(p.name for p in out.iterdir()) == sorted([*before, "manifest.json", "medshield-labels.csv", "restoration.sealed"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*before, "manifest.json", "manifest.sig", "medshield-labels.csv", "owner.pub",
+                                                                "restoration.sealed"])
     manifest = json.loads((out / "manifest.json").read_text())
     bits = pydicom.dcmread(root / "slice_00.dcm").BitsStored
     limit = round(8 / 255 * (2**bits - 1))

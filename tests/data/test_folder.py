@@ -56,7 +56,7 @@ def test_folder_release_mirrors_files_formats_bit_depths_and_bounds(capsys, tmp_
     assert code == 0, err
     assert tree_digest(root) == before  # originals byte-identical
     written = tree_digest(out)
-    assert set(written) == set(before) | {"manifest.json", "restoration.sealed"}
+    assert set(written) == set(before) | {"manifest.json", "manifest.sig", "owner.pub", "restoration.sealed"}
     assert written["README.txt"] == before["README.txt"]
     limit = 8 * 257 if sixteen else 8
     for rel in before:
@@ -180,7 +180,7 @@ def test_sixteen_bit_rgb_png_and_tiff_release(capsys, tmp_path, medmnist_root):
     code, _, err = run(capsys, "protect", str(root), "--out", str(out), "--method", "random", "--quiet")
     assert code == 0, err
     assert tree_digest(root) == before  # originals byte-identical
-    assert set(tree_digest(out)) == set(before) | {"manifest.json", "restoration.sealed"}
+    assert set(tree_digest(out)) == set(before) | {"manifest.json", "manifest.sig", "owner.pub", "restoration.sealed"}
     linf = 0
     for i, rel in enumerate(sorted(before)):
         with Image.open(out / rel) as image:

@@ -37,12 +37,12 @@ def mutate(data: bytes, cut: int, flips: list[tuple[int, int]]) -> bytes:
 MUTATIONS = dict(cut=st.integers(1, 1 << 20), flips=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), max_size=6))
 
 
-def protect_ends_cleanly(capsys, target: str, out, *extra) -> None:
+def protect_ends_cleanly(capsys, target: str, out, *extra, label: str | None = None) -> None:
     code = main(["protect", target, "--out", str(out), "--method", "random", "--quiet", *extra])
     err = capsys.readouterr().err
     if os.environ.get("MEDSHIELD_FUZZ_LOG"):
         with open(os.environ["MEDSHIELD_FUZZ_LOG"], "a") as log:
-            log.write(json.dumps({"input": Path(target).suffix or "folder", "exit": code, "lines": err.count("\n"),
+            log.write(json.dumps({"input": label or Path(target).suffix or "folder", "exit": code, "lines": err.count("\n"),
                                   "output_left": code != 0 and out.exists(), "error": err.strip()[:200]}) + "\n")
     assert code in (0, 2), err  # 1 is an unexpected failure: a traceback reached the user
     if code == 2:
@@ -163,3 +163,33 @@ def test_dicom_without_required_elements_is_one_error(capsys, tmp_path, dicom_se
     delattr(ds, drop)
     ds.save_as(folder / "s0.dcm", enforce_file_format=True)
     protect_ends_cleanly(capsys, str(folder), tmp_path / "out", "--labels", str(dicom_series.parent / "labels.csv"))
+
+
+@FUZZ
+@given(blocks=st.integers(1, 8), member=st.sampled_from(["train_images", "train_labels", "test_images"]),
+       lie=st.sampled_from(["declared", "beyond"]))
+def test_zip_bombs_are_refused_before_they_inflate(capsys, tmp_path_factory, blocks, member, lie):
+    """A member of up to 537 MB of deflated zeros (a few hundred kB on disk), under a limit of 64 MB: either its
+    header declares it all ("declared") or declares 10 bytes and the rest follows ("beyond")."""
+    from test_bounded import BLOCK, zip_bomb
+
+    work = tmp_path_factory.mktemp("fuzz")
+    path = zip_bomb(work / "tiny.npz", blocks, member=f"{member}.npy", declared=None if lie == "declared" else 10)
+    assert path.stat().st_size < blocks * BLOCK // 500
+    protect_ends_cleanly(capsys, str(path), work / "out", "--max-input-bytes", str(64 << 20), label="zip bomb")
+
+
+@FUZZ
+@given(length=st.integers(10_001, 1 << 20), member=st.sampled_from(["train_images", "test_labels"]))
+def test_oversized_npy_headers_are_refused(capsys, tmp_path_factory, npz_bytes, length, member):
+    """A member whose header claims up to 1 MB of text (numpy reads at most 10 kB of header)."""
+    import struct
+
+    text = b"{'descr': '|u1', 'fortran_order': False, 'shape': (10,), }" + b" " * length + b"\n"
+    work = tmp_path_factory.mktemp("fuzz")
+    with zipfile.ZipFile(io.BytesIO(npz_bytes)) as source, zipfile.ZipFile(work / "tiny.npz", "w") as target:
+        for name in source.namelist():
+            data = source.read(name)
+            target.writestr(name, b"\x93NUMPY\x02\x00" + struct.pack("<I", len(text)) + text + bytes(10)
+                            if name == f"{member}.npy" else data)
+    protect_ends_cleanly(capsys, str(work / "tiny.npz"), work / "out", label="oversized .npy header")

@@ -17,7 +17,8 @@ def test_release_layout_and_measured_bounds(tiny_npz, tmp_path):
     data = load(str(tiny_npz))
     before = tiny_npz.read_bytes()
     release = write_release(tmp_path / "out", data, protected_copy(data), {"method": "test", "dataset_file": "tiny.npz"}, max_linf=8, max_l0=0.1)
-    assert sorted(p.name for p in release.path.iterdir()) == ["manifest.json", "restoration.sealed", "tiny.npz"]
+    assert sorted(p.name for p in release.path.iterdir()) == ["manifest.json", "manifest.sig", "owner.pub",
+                                                               "restoration.sealed", "tiny.npz"]
     assert tiny_npz.read_bytes() == before  # the input is untouched
     manifest = json.loads((release.path / "manifest.json").read_text())
     assert manifest["measured"]["linf"] <= 3 and manifest["measured"]["changed_positions_max"] <= 1

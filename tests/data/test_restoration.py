@@ -147,9 +147,10 @@ def test_a_wrong_key_or_damaged_payload_is_one_line_and_writes_nothing(protected
     (tmp_path / "wrong.key").write_text(json.dumps(wrong_key))
     flipped = bytearray(payload)
     flipped[len(payload) // 2] ^= 0x01
+    changed = "restoration.sealed: changed since the release was signed"  # the signed manifest's SHA-256 catches it first
     cases = [("wrong.key", None, "cannot decrypt"), ("other.key", None, "belongs to release"),
-             ("release.key", bytes(flipped), "cannot decrypt"), ("release.key", payload[:-20], "cannot decrypt"),
-             ("release.key", payload[:100], "cannot decrypt")]
+             ("release.key", bytes(flipped), changed), ("release.key", payload[:-20], changed),
+             ("release.key", payload[:100], changed)]
     for key_name, damaged, message in cases:
         sealed.write_bytes(damaged or payload)
         target = tmp_path / "restored"

@@ -16,7 +16,7 @@ def test_a_release_as_written_passes_every_check(protected, capsys, tmp_path):
     kind, source, out, _, extra = protected
     code, shown, text = verify(capsys, out, "--json", tmp_path / "checks.json")  # the key beside it is found
     assert code == 0, text
-    expected = {"files", "sealed", "private", "bounds"} | ({"arrays"} if kind == "npz" else set())
+    expected = {"signature", "files", "sealed", "private", "bounds"} | ({"arrays"} if kind == "npz" else set())
     assert set(shown) == expected and set(shown.values()) == {"ok"}, text
     checks = json.loads((tmp_path / "checks.json").read_text())
     assert all(c["ok"] for c in checks) and "L-inf" in next(c["detail"] for c in checks if c["check"] == "bounds")
@@ -36,8 +36,8 @@ def test_a_changed_image_fails_the_files_check_and_the_bounds_against_the_origin
         arrays = {k: npz[k] for k in npz.files}
     arrays["train_images"][0] = np.clip(arrays["train_images"][0].astype(int) + 40, 0, 255).astype(np.uint8)
     np.savez_compressed(path, **arrays)
-    code, shown, text = verify(capsys, out)
-    assert code == 1 and shown["files"] == "FAILED" and shown["bounds"] == "ok", text  # the sealed noise is in bounds
+    code, shown, text = verify(capsys, out)  # with the key: the restored originals miss their sealed SHA-256
+    assert code == 1 and shown["files"] == "FAILED" and shown["bounds"] == "FAILED" and "do not match" in text, text
     code, shown, text = verify(capsys, out, "--original", source)
     assert code == 1 and shown["files"] == "FAILED" and shown["bounds"] == "FAILED" and "L-inf 4" in text, text
 

@@ -27,8 +27,10 @@ from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from ..errors import InputError
+from .bounded import check_declared
 from .folder import FolderData
 from .labels import check_one_task, class_order, paths_from_csv, read_labels_csv
+from .walk import walk_files
 
 DERIVED_TAGS = ("SOPInstanceUID", "ImageType", "DerivationDescription")
 
@@ -70,6 +72,7 @@ def _pixel_format(ds, path) -> tuple:
         if int(getattr(ds, "NumberOfFrames", 1) or 1) != 1 or int(ds.SamplesPerPixel) != 1:
             raise InputError(f"{path}: only single-frame gray images are supported (frames {getattr(ds, 'NumberOfFrames', 1)}, "
                              f"samples per pixel {ds.SamplesPerPixel})")
+        check_declared(int(ds.Rows) * int(ds.Columns) * max(1, int(ds.BitsAllocated) // 8), str(path))
         return (int(ds.Rows), int(ds.Columns), int(ds.BitsAllocated), int(ds.BitsStored), int(ds.PixelRepresentation))
     except InputError:
         raise
@@ -165,7 +168,7 @@ def _write(ds, dest: Path) -> None:
 
 def load_dicom_folder(root: str | Path, labels_csv: str | Path | None) -> DicomData:
     root = Path(root).expanduser()
-    files = sorted(p for p in root.rglob("*") if p.is_file() and is_dicom_file(p))
+    files = [p for p in walk_files(root) if is_dicom_file(p)]
     if not files:
         raise InputError(f"{root}: no DICOM files found")
     if labels_csv is None:

@@ -26,10 +26,12 @@ import tifffile
 from PIL import Image
 
 from ..errors import InputError
+from .bounded import check_declared
 from .labels import check_one_task, class_order, from_subfolders, paths_from_csv
 from .scratch import ScratchArray
 
 SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+SAMPLE_BYTES = {"I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}  # per band, as decoded; others 1
 MODES = {"L": (np.uint8, 1), "RGB": (np.uint8, 3), "I;16": (np.uint16, 1), "I;16B": (np.uint16, 1), "I;16L": (np.uint16, 1)}
 
 
@@ -47,6 +49,7 @@ def read_image(path: Path) -> np.ndarray:
     try:
         with image:
             mode = image.mode
+            check_declared(image.width * image.height * len(image.getbands()) * SAMPLE_BYTES.get(mode, 1), str(path))
             if mode == "RGB" and _bits_per_sample(image, path) == 16:
                 return _read_rgb16(image, path)
             if mode == "I" and image.format == "PNG":  # Pillow opens some 16-bit gray PNGs as 32-bit "I"

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .._runtime import sha256_file
 from ..bounds import pixel_change
 from ..errors import InputError
 from .folder import load_folder
-from .release import MANIFEST, Release, check_output_dir, publish, staging_folder
-from .restoration import RESTORATION, Restoration, restore_rows, write_restoration
+from .release import MANIFEST, Release, check_output_dir, seal_sign_publish, staging_folder
+from .restoration import RESTORATION, Restoration, pixel_digest, restore_rows
+from .signing import PUBLIC_KEY, SIGNATURE, OwnerKey
+from .walk import walk_files
 from .scratch import ScratchArray
 from .sealing import check_key_path, default_key_path
 
@@ -39,15 +40,15 @@ CHUNK = 256  # images per step when comparing the written files with the origina
 def write_folder_release(
     out_dir: str | Path, source, protected_train, manifest: dict, *,
     max_linf: int, max_l0: float, overwrite: bool = False, labels_csv: str | Path | None = None, jpeg_as_png: bool = False,
-    key_out: Path | None = None, private: dict | None = None, measure_utility=None,
+    key_out: Path | None = None, private: dict | None = None, measure_utility=None, owner: OwnerKey | None = None,
 ) -> Release:
     """``protected_train``: the train images in ``source``'s order, an array or a :class:`ScratchArray`
     (read one image at a time). The key that unseals the restoration data goes to ``key_out``
     (default ``DIR.key``) with the owner's ``private`` record; ``measure_utility(original, written)``,
-    when given, adds its result to the manifest."""
+    when given, adds its result to the manifest; ``owner`` signs it (default: a fresh key kept in the key file)."""
     out = check_output_dir(out_dir, [source.path] + ([Path(labels_csv)] if labels_csv else []), overwrite)
     check_key_path(key_out or default_key_path(out), out, overwrite)
-    for reserved in (MANIFEST, RESTORATION, LABELS_COPY):
+    for reserved in (MANIFEST, RESTORATION, LABELS_COPY, SIGNATURE, PUBLIC_KEY):
         if (source.path / reserved).exists():
             raise InputError(f"{source.path / reserved} exists; medshield writes that name at the release root, rename it first")
     train = source.indices("train")
@@ -59,11 +60,9 @@ def write_folder_release(
     tmp = staging_folder(out)
     try:
         names, changed = {}, {}
-        for path in sorted(source.path.rglob("*")):
+        for path in walk_files(source.path):  # files only: no folder of the release is ever empty
             rel = path.relative_to(source.path).as_posix()
-            if path.is_dir():
-                (tmp / rel).mkdir(parents=True, exist_ok=True)
-            elif rel in targets:
+            if rel in targets:
                 names[rel] = source.output_name(rel, jpeg_as_png)
                 (tmp / names[rel]).parent.mkdir(parents=True, exist_ok=True)
                 elements = source.write_file(rel, protected_train[targets[rel]], tmp / names[rel], manifest)
@@ -87,19 +86,18 @@ def write_folder_release(
             rows = slice(start, start + CHUNK)
             delta[rows] = written[rows].astype(np.int32) - original[rows].astype(np.int32)
         record = {"format": source.format, "files": [names[source.files[i]] for i in train],
+                  "pixels_sha256": [pixel_digest(image) for start in range(0, len(train), CHUNK)
+                                    for image in original[start:start + CHUNK]],
                   "renamed": {v: k for k, v in names.items() if k != v}, "changed_elements": changed}
         originals = {rel: source.path / rel for rel in names if source.is_jpeg(rel)}
-        sealed = write_restoration(tmp, delta.mapped(), record, originals)
         manifest = {
-            **manifest, "release_id": sealed.release_id, "format": source.format, "labels_file": labels_file,
-            "jpeg_as_png": jpeg_as_png,
+            **manifest, "format": source.format, "labels_file": labels_file, "jpeg_as_png": jpeg_as_png,
             "measured": {**measured, "limit_linf": max_linf, "limit_l0": max_l0, "lossy_jpeg_output": lossy},
             "utility": measure_utility(original, written) if measure_utility else None,
-            "files": {rel: sha256_file(tmp / rel) for rel in sorted(set(names.values()))},
             "renamed": {k: v for k, v in names.items() if k != v},
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        publish(tmp, out, sealed, key_out, private or {})
+        seal_sign_publish(tmp, out, manifest, (delta.mapped(), record, originals), key_out=key_out,
+                          private=private or {}, owner=owner)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return read_folder_release(out)
@@ -115,31 +113,42 @@ def _write_labels(source, tmp: Path, names: dict) -> str:
     return LABELS_COPY
 
 
-def restore_folder(release: Release, restoration: Restoration, dest: Path) -> None:
-    """Write the original tree of a folder release into the new folder ``dest``.
+def restore_folder(release: Release, restoration: Restoration, dest: Path, skip: frozenset = frozenset(),
+                   force: bool = False) -> list[str]:
+    """Write the original tree of a folder release into the new folder ``dest``; returns the
+    release files not restored.
 
-    Train images: released pixels minus the perturbation, written in the original's name and
-    format (JPEG originals: their own bytes; DICOM: the changed elements put back); every other
-    file is copied from the release (it was copied from the original). With a labels file the
-    originals get ``medshield-labels.csv`` under their own names.
+    Train images: released pixels minus the perturbation, checked against the original's SHA-256
+    sealed with the release, then written in the original's name and format (JPEG originals: their
+    own bytes; DICOM: the changed elements put back); every other file is copied from the release
+    (it was copied from the original). With a labels file the originals get ``medshield-labels.csv``
+    under their own names. Files in ``skip`` (changed in the release) are left out; an image whose
+    restored pixels miss their sealed hash is an error, or with ``force`` left out and returned.
     """
     data, record = release.data, restoration.record
     files, renamed = record["files"], record["renamed"]
-    train_files = [data.files[i] for i in data.indices("train")]
-    position = {rel: n for n, rel in enumerate(train_files)}
-    if sorted(files) != sorted(train_files):
+    position = {rel: n for n, rel in enumerate(data.files[i] for i in data.indices("train"))}
+    if set(files) - set(skip) != set(position) - set(skip):
         raise InputError(f"{release.path}: its train images are not those the restoration data was sealed with")
-    order = np.array([position[rel] for rel in files], dtype=np.int64)
-    released = data.image_store("train")
+    order = np.array([position.get(rel, 0) for rel in files], dtype=np.int64)  # a skipped image's row is not used
+    digests = record.get("pixels_sha256") or [None] * len(files)
     dest.mkdir(parents=True, exist_ok=True)
-    for path in sorted(release.path.rglob("*")):
+    for path in walk_files(release.path):
         rel = path.relative_to(release.path).as_posix()
-        if path.is_dir():
-            (dest / rel).mkdir(parents=True, exist_ok=True)
-        elif rel not in position and rel not in (MANIFEST, RESTORATION, LABELS_COPY):
+        if rel not in position and rel not in skip and rel not in (MANIFEST, RESTORATION, LABELS_COPY, SIGNATURE, PUBLIC_KEY):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest / rel)
-    for rows, originals in restore_rows(_Rows(released, order), restoration):
-        for rel, pixels in zip(files[rows], originals):
+    left_out = []
+    for rows, originals in restore_rows(_Rows(data.image_store("train"), order), restoration):
+        for rel, pixels, digest in zip(files[rows], originals, digests[rows]):
+            if rel in skip:
+                continue
+            if digest is not None and pixel_digest(pixels) != digest:
+                if not force:
+                    raise InputError(f"{release.path / rel}: the restored image does not match its original's SHA-256 "
+                                     "sealed with the release; nothing was written")
+                left_out.append(rel)
+                continue
             name = renamed.get(rel, rel)
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             raw = restoration.original_bytes(name)
@@ -149,6 +158,7 @@ def restore_folder(release: Release, restoration: Restoration, dest: Path) -> No
                 data.restore_file(release.path / rel, pixels, dest / name, record["changed_elements"].get(rel))
     if release.manifest.get("labels_file"):
         _write_labels(data, dest, renamed)
+    return sorted(skip) + left_out
 
 
 class _Rows:

@@ -10,6 +10,7 @@ import csv
 from pathlib import Path
 
 from ..errors import InputError
+from .walk import walk_files
 
 SPLITS = ("train", "val", "test")
 
@@ -17,8 +18,8 @@ SPLITS = ("train", "val", "test")
 def from_subfolders(root: Path, suffixes) -> tuple[list[str], list[str], list[str]]:
     """Files with one of ``suffixes`` under ``root/<label>/...``: (paths, labels, splits), all train."""
     files, labels = [], []
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and path.suffix.lower() in suffixes:
+    for path in walk_files(root):  # symlinked folders followed inside the root, refused when they leave it or loop
+        if path.suffix.lower() in suffixes:
             rel = path.relative_to(root)
             if len(rel.parts) < 2:
                 raise InputError(f"{path}: images must sit in one sub-folder per label (root/<label>/...), or give --labels FILE.csv")

@@ -1,8 +1,9 @@
 """Find, download and read MedMNIST-layout ``.npz`` files.
 
 A dataset is named either by a MedMNIST flag (``bloodmnist``, ``bloodmnist_64``) looked up in a
-root folder, or by the path of any ``.npz`` with MedMNIST's keys. Files are opened with
-``allow_pickle=False``: a release from a stranger can never run code here.
+root folder, or by the path of any ``.npz`` with MedMNIST's keys. Files are read without pickles
+and with every array's declared size checked before it is inflated (:mod:`.bounded`): a release
+from a stranger can never run code here, nor exhaust the machine's memory.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .bounded import read_npz
 from .validation import validate_arrays
 
 SIZES = (28, 64, 128, 224)
@@ -146,8 +148,9 @@ def load(spec: str, root: str | Path | None = None, download: bool = True) -> Me
     if not zipfile.is_zipfile(path):
         raise InputError(f"cannot read {path}: it is not a .npz archive; save the arrays with numpy.savez")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+        arrays = read_npz(path)
+    except InputError:
+        raise
     except Exception as exc:  # a damaged archive or .npy header makes numpy raise nearly anything (SyntaxError, ...)
         reason = "it holds pickled objects" if "pickle" in str(exc).lower() else "it is not a readable .npz"
         raise InputError(f"cannot read {path}: {reason} ({exc.__class__.__name__})") from None

@@ -22,6 +22,7 @@ from .medmnist import MedMNISTData, load
 from .release import MANIFEST, Release, is_release, read_npz_release, restored_npz
 from .restoration import Restoration
 from .sealing import default_key_path
+from .walk import walk_files
 
 
 def read_release(path: str | Path) -> Release:
@@ -46,7 +47,7 @@ def open_dataset(spec: str, root: str | None = None, labels: str | None = None) 
 
 def load_directory(path: str, labels: str | None) -> FolderData:
     """A folder of DICOM files or of images (decided by what it holds)."""
-    if any(is_dicom_file(p) for p in Path(path).rglob("*") if p.is_file()):
+    if any(is_dicom_file(p) for p in walk_files(path)):
         return load_dicom_folder(path, labels)
     return load_folder(path, labels)
 
@@ -69,8 +70,12 @@ def original_of(release: Release, key: str | Path | None = None, original: str |
         if restoration.record["format"] == "npz":
             return restored_npz(release, restoration)
         folder = Path(tempfile.mkdtemp(prefix="medshield-original-"))
-        restore_folder(release, restoration, folder / "original")
-    data = load_directory(str(folder / "original"), _restored_labels(folder / "original"))
+        try:
+            restore_folder(release, restoration, folder / "original")
+            data = load_directory(str(folder / "original"), _restored_labels(folder / "original"))
+        except BaseException:  # no scratch copy outlives a failure
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
     weakref.finalize(data, shutil.rmtree, folder, ignore_errors=True)  # the scratch copy lives as long as the data
     return data
 

@@ -3,7 +3,8 @@
 The folder is a valid MedMNIST root (``medmnist.BloodMNIST(split="train", root=DIR)`` reads the
 protected images) and holds nothing that undoes the protection without the key: the perturbation
 is only in ``restoration.sealed`` (:mod:`.restoration`), the key goes to a key file outside the
-folder. It is assembled under a hidden temporary name and renamed into place only when complete
+folder. The manifest lists every file's SHA-256 and is signed by the owner (:mod:`.signing`), for
+this writer and the folder one alike (:func:`seal_sign_publish`). It is assembled under a hidden temporary name and renamed into place only when complete
 and when the bytes on disk have passed the bound check, so an interrupted or failed run never
 leaves a half-written release, and the input is never written to.
 """
@@ -22,8 +23,10 @@ from .._runtime import sha256_file
 from ..bounds import pixel_change
 from ..errors import InputError
 from .medmnist import MedMNISTData, load
-from .restoration import Restoration, Sealed, restore_rows, write_restoration
+from .restoration import RESTORATION, Restoration, Sealed, new_sealed, pixel_digest, restore_rows, write_restoration
 from .sealing import check_key_path, default_key_path, write_key_file
+from .signing import OwnerKey, owner_key, sign_release
+from .walk import walk_files
 
 MANIFEST = "manifest.json"
 
@@ -86,9 +89,27 @@ def move_into_place(tmp: Path, out: Path) -> None:
         tmp.rename(out)
 
 
-def publish(tmp: Path, out: Path, sealed: Sealed, key_out: Path | None, private: dict) -> Path:
+def seal_sign_publish(tmp: Path, out: Path, manifest: dict, payload: tuple, *, key_out: Path | None, private: dict,
+                      owner: OwnerKey | None) -> dict:
+    """Finish a release assembled in ``tmp``: list every file's SHA-256, seal ``payload`` (perturbation,
+    record, originals) bound to that manifest, sign the manifest, write the key file and move the
+    release into place. Returns the manifest as written."""
+    owner = owner or owner_key(None)
+    sealed = new_sealed()
+    files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in walk_files(tmp)}
+    manifest = {**manifest, "release_id": sealed.release_id, "owner_fingerprint": owner.fingerprint, "files": files}
+    write_restoration(tmp, sealed, manifest, *payload)
+    manifest["files"] = {**files, RESTORATION: sha256_file(tmp / RESTORATION)}
+    body = (json.dumps(manifest, indent=2) + "\n").encode()
+    (tmp / MANIFEST).write_bytes(body)
+    sign_release(tmp, body, owner)
+    publish(tmp, out, sealed, key_out, private, None if owner.path else owner.raw())
+    return manifest
+
+
+def publish(tmp: Path, out: Path, sealed: Sealed, key_out: Path | None, private: dict, signing_key: bytes | None) -> Path:
     """Write the key file, then move the finished release into place (the key is removed if that fails)."""
-    key_path = write_key_file(key_out or default_key_path(out), sealed.key, sealed.release_id, private)
+    key_path = write_key_file(key_out or default_key_path(out), sealed.key, sealed.release_id, private, signing_key)
     try:
         move_into_place(tmp, out)
     except BaseException:
@@ -109,10 +130,11 @@ def write_release(
     key_out: Path | None = None,
     private: dict | None = None,
     measure_utility=None,
+    owner: OwnerKey | None = None,
 ) -> Release:
     """Write the release, verify its bounds on the bytes written, seal what restores the originals
-    (its key to ``key_out``, default ``DIR.key``, with the owner's ``private`` record), then move it
-    into place. ``measure_utility(original, released)``, when given, adds its result to the manifest."""
+    (its key to ``key_out``, default ``DIR.key``, with the owner's ``private`` record), sign it with
+    ``owner`` (default: a fresh key kept in the key file), then move it into place. ``measure_utility(original, released)``, when given, adds its result to the manifest."""
     out = check_output_dir(out_dir, [source.path], overwrite)
     check_key_path(key_out or default_key_path(out), out, overwrite)
     original = source.images("train")
@@ -128,16 +150,13 @@ def write_release(
         if measured["linf"] > max_linf or measured["changed_positions_max"] > max_l0 * measured["positions_per_image"]:
             raise RuntimeError(f"release violates its bounds (L-inf <= {max_linf}, L0 <= {max_l0}): {measured}")
         delta = (released.astype(np.int16) - original.astype(np.int16)).astype(np.int8)
-        sealed = write_restoration(tmp, delta, {"format": "npz", "dataset_file": dataset_file.name})
+        record = {"format": "npz", "dataset_file": dataset_file.name, "train_sha256": pixel_digest(original)}
         manifest = {
             **manifest,
-            "release_id": sealed.release_id,
             "measured": {**measured, "limit_linf": max_linf, "limit_l0": max_l0},
             "utility": measure_utility(original, released) if measure_utility else None,
-            "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        publish(tmp, out, sealed, key_out, private or {})
+        manifest = seal_sign_publish(tmp, out, manifest, (delta, record), key_out=key_out, private=private or {}, owner=owner)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Release(path=out, manifest=manifest, data=load(str(out / f"{source.name}.npz")))
@@ -165,4 +184,8 @@ def restored_npz(release: Release, restoration: Restoration) -> MedMNISTData:
     original = np.empty_like(released)
     for rows, block in restore_rows(released, restoration):
         original[rows] = block
+    expected = restoration.record.get("train_sha256")
+    if expected is not None and pixel_digest(original) != expected:
+        raise InputError(f"{release.path / release.manifest['dataset_file']}: the restored train images do not match the "
+                         "originals' SHA-256 sealed with the release (the release was changed since it was written)")
     return release.data.with_train(original)

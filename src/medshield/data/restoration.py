@@ -5,15 +5,19 @@ The plain payload is a zip, built in an unnamed temporary file and sealed (:mod:
 
 - ``perturbation.npy``: released minus original for every train image, in stored levels (int8
   for 8-bit data, int16 for 16-bit), deflated (sparse noise is mostly zeros);
-- ``record.json``: the release format and, for folders, the train files in order, the files
+- ``record.json``: the release format, the SHA-256 of the original train pixels (for ``.npz``
+  the whole array, for folders each file's, :func:`pixel_digest`) so that what restore gives
+  back is checked before it is written, and, for folders, the train files in order, the files
   renamed (JPEG written as PNG) and the DICOM elements a derived file changes;
 - ``originals/<path>``: the original bytes of JPEG train images, which no re-encoding restores.
 
 Reading streams the perturbation a chunk of rows at a time, so restoring needs memory for a
-chunk, not for the dataset.
+chunk, not for the dataset. The sealed file is bound to the release's manifest (its digest is
+associated data), so a manifest changed after writing makes it undecryptable.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 import zipfile
@@ -24,7 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import InputError
-from .sealing import default_key_path, new_key, new_release_id, read_key_file, seal, unseal
+from .sealing import default_key_path, manifest_digest, new_key, new_release_id, read_key_file, seal, unseal
 
 RESTORATION = "restoration.sealed"
 CHUNK = 256
@@ -38,9 +42,22 @@ class Sealed:
     release_id: str
 
 
-def write_restoration(folder: Path, perturbation, record: dict, originals: dict[str, Path] | None = None) -> Sealed:
-    """Seal the payload into ``folder/restoration.sealed`` under a fresh key; return the key."""
-    sealed = Sealed(key=new_key(), release_id=new_release_id())
+def new_sealed() -> Sealed:
+    """A fresh key and release id, before the manifest that names the id is written."""
+    return Sealed(key=new_key(), release_id=new_release_id())
+
+
+def pixel_digest(pixels) -> str:
+    """SHA-256 of an image's (or an array's) dtype, shape and values: what a restored original must match."""
+    pixels = np.ascontiguousarray(pixels)
+    digest = hashlib.sha256(f"{pixels.dtype.str}{pixels.shape}".encode())
+    digest.update(memoryview(pixels).cast("B"))
+    return digest.hexdigest()
+
+
+def write_restoration(folder: Path, sealed: Sealed, manifest: dict, perturbation, record: dict,
+                      originals: dict[str, Path] | None = None) -> None:
+    """Seal the payload into ``folder/restoration.sealed`` under ``sealed``'s key, bound to ``manifest``."""
     with tempfile.TemporaryFile(prefix="medshield-") as plain:
         with zipfile.ZipFile(plain, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
             header = {"descr": np.lib.format.dtype_to_descr(perturbation.dtype), "fortran_order": False,
@@ -53,8 +70,7 @@ def write_restoration(folder: Path, perturbation, record: dict, originals: dict[
             for rel, path in (originals or {}).items():
                 archive.write(path, f"originals/{rel}")
         with open(folder / RESTORATION, "wb") as dest:
-            seal(plain, dest, sealed.key, sealed.release_id)
-    return sealed
+            seal(plain, dest, sealed.key, sealed.release_id, manifest_digest(manifest))
 
 
 class Restoration:
@@ -71,7 +87,7 @@ class Restoration:
                              f"({manifest.get('release_id')}); use the key written with this release")
         self.key_path = key_path
         self.private = key.get("private", {})
-        self._plain = unseal(release_dir / RESTORATION, key["key"], key["release_id"])
+        self._plain = unseal(release_dir / RESTORATION, key["key"], key["release_id"], manifest_digest(manifest))
         try:
             self._archive = zipfile.ZipFile(self._plain)
             self.record = json.loads(self._archive.read("record.json"))

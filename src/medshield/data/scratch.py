@@ -8,11 +8,15 @@ the process's resident memory, and protection needs memory for a batch, not for 
 A mapping held for the whole run would count every page it ever touched in the resident set.
 
 The file goes to Python's temporary folder (``TMPDIR``, else ``/tmp``); where ``/tmp`` is a RAM
-disk (tmpfs), set ``TMPDIR`` to a folder on a disk.
+disk (tmpfs), set ``TMPDIR`` to a folder on a disk. Its space is reserved when it is created
+(``posix_fallocate``): a full disk is then one ``OSError`` at the start, not a ``SIGBUS`` when a
+mapped page of a sparse file finds no block to go to.
 """
 from __future__ import annotations
 
+import errno
 import math
+import os
 import tempfile
 from pathlib import Path
 
@@ -26,7 +30,15 @@ class ScratchArray:
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
         self._file = tempfile.TemporaryFile(prefix="medshield-")
-        self._file.truncate(math.prod(self.shape) * self.dtype.itemsize)
+        size = math.prod(self.shape) * self.dtype.itemsize
+        try:
+            if size:
+                os.posix_fallocate(self._file.fileno(), 0, size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a filesystem that cannot reserve: sparse, as before
+                self._file.close()
+                raise
+        self._file.truncate(size)
 
     def __len__(self) -> int:
         return self.shape[0]

@@ -5,15 +5,18 @@ else restoring needs) goes into it only sealed: AES-256-GCM from ``cryptography`
 random key per release that is written to a key file outside the folder, readable by its owner
 only. Payloads can be larger than memory, so they are sealed as a stream of 1 MiB chunks, each
 its own AES-GCM message, in the STREAM construction that age and Tink use: the nonce is the chunk
-counter plus a last-chunk flag, and the file header (format version and release id) is the
-associated data of every chunk. A flipped byte, a reordered, dropped or appended chunk, or a
-truncation anywhere (also at a chunk boundary) then fails authentication, and nothing decrypted
-is used before every chunk has passed.
+counter plus a last-chunk flag, and the file header (format version and release id) followed by
+the SHA-256 of the release's manifest (:func:`manifest_digest`) is the associated data of every
+chunk. A flipped byte, a reordered, dropped or appended chunk, a truncation anywhere (also at a
+chunk boundary), or a manifest changed after sealing then fails authentication, and nothing
+decrypted is used before every chunk has passed.
 """
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import logging
 import os
 import tempfile
 import uuid
@@ -25,7 +28,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import InputError
 
-MAGIC = b"MEDSHIELD-SEALED-1\n"
+log = logging.getLogger(__name__)
+MAGIC = b"MEDSHIELD-SEALED-2\n"
 CHUNK = 1 << 20
 TAG = 16
 KEY_FORMAT = "medshield-key-1"
@@ -47,11 +51,20 @@ def _header(release_id: str) -> bytes:
     return MAGIC + bytes.fromhex(release_id)
 
 
-def seal(source: BinaryIO, dest: BinaryIO, key: bytes, release_id: str) -> None:
-    """Encrypt ``source`` (read from its start) into ``dest``."""
+def manifest_digest(manifest: dict) -> bytes:
+    """What the sealed data is bound to: the manifest as written, less the sealed file's own hash
+    (which is computed after sealing), in canonical JSON."""
+    files = {k: v for k, v in (manifest.get("files") or {}).items() if k != "restoration.sealed"}
+    canonical = json.dumps({**manifest, "files": files}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).digest()
+
+
+def seal(source: BinaryIO, dest: BinaryIO, key: bytes, release_id: str, bound: bytes) -> None:
+    """Encrypt ``source`` (read from its start) into ``dest``, bound to ``bound`` (a manifest digest)."""
     header = _header(release_id)
     aead = AESGCM(key)
     dest.write(header)
+    header += bound
     source.seek(0)
     chunk, index = source.read(CHUNK), 0
     while True:
@@ -62,9 +75,10 @@ def seal(source: BinaryIO, dest: BinaryIO, key: bytes, release_id: str) -> None:
         chunk, index = following, index + 1
 
 
-def unseal(path: Path, key: bytes, release_id: str) -> BinaryIO:
+def unseal(path: Path, key: bytes, release_id: str, bound: bytes) -> BinaryIO:
     """Decrypt the sealed file ``path`` into an unnamed temporary file (positioned at 0), or one error."""
-    damaged = InputError(f"{path}: cannot decrypt it with this key: the key is wrong or the file was modified or truncated")
+    damaged = InputError(f"{path}: cannot decrypt it with this key: the key is wrong, or this file or "
+                         "manifest.json was modified or truncated")
     header = _header(release_id)
     aead = AESGCM(key)
     plain = tempfile.TemporaryFile(prefix="medshield-")
@@ -76,6 +90,7 @@ def unseal(path: Path, key: bytes, release_id: str) -> BinaryIO:
             if found != header:
                 raise InputError(f"{path}: sealed for release {found[len(MAGIC):].hex() or '?'}, not for the key's release "
                                  f"{release_id}; use the key written with this release")
+            header += bound
             chunk, index = sealed.read(CHUNK + TAG), 0
             while True:
                 following = sealed.read(CHUNK + TAG)
@@ -113,14 +128,17 @@ def check_key_path(key_path: Path, release_dir: Path, overwrite: bool) -> None:
                          "to replace the release and its key")
 
 
-def write_key_file(path: Path, key: bytes, release_id: str, private: dict) -> Path:
-    """Write the key (and the owner's private record) readable by the owner only, atomically.
+def write_key_file(path: Path, key: bytes, release_id: str, private: dict, signing_key: bytes | None = None) -> Path:
+    """Write the key (and the owner's private record, and the release's own signing key when it has
+    no reusable one) readable by the owner only, atomically.
 
     The file is created under a temporary name with mode 0600 and renamed into place."""
     path = path.expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = json.dumps({"format": KEY_FORMAT, "release_id": release_id, "key": base64.b64encode(key).decode(),
-                       "private": private}, indent=2) + "\n"
+    content = {"format": KEY_FORMAT, "release_id": release_id, "key": base64.b64encode(key).decode(), "private": private}
+    if signing_key is not None:
+        content["signing_key"] = base64.b64encode(signing_key).decode()
+    body = json.dumps(content, indent=2) + "\n"
     tmp = path.parent / f".{path.name}.partial-{os.getpid()}"
     descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -133,11 +151,19 @@ def write_key_file(path: Path, key: bytes, release_id: str, private: dict) -> Pa
     return path
 
 
+def warn_if_shared(path: Path) -> None:
+    """A secret file others can read is a leak waiting to happen: say so, with the fix."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning("%s is readable by others (mode %o); restrict it: chmod 600 %s", path, mode, path)
+
+
 def read_key_file(path: str | Path) -> dict:
     """The key file as a dict with ``key`` (32 bytes), ``release_id`` and ``private``; or one error."""
     path = Path(path).expanduser()
     try:
         content = json.loads(path.read_text())
+        warn_if_shared(path)
         if content.get("format") != KEY_FORMAT:
             raise ValueError("format")
         key = base64.b64decode(content["key"], validate=True)

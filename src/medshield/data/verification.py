@@ -1,8 +1,11 @@
 """Re-check a release on its own, as its owner before publishing it or a recipient before trusting it.
 
-Four checks, each a row with ``ok`` True, False, or None (could not be checked without the key):
+Five checks, each a row with ``ok`` True, False, or None (could not be checked without the key):
 
-- files: every file the manifest lists is in the folder with the SHA-256 it recorded;
+- signature: ``manifest.sig`` is the Ed25519 signature of the manifest by ``owner.pub``, the key
+  the manifest names, and, when pinned (``--public-key`` or ``--fingerprint``), the owner's: no
+  secret needed (:mod:`.signing`);
+- files: every file the manifest lists is in the folder with the SHA-256 it recorded, and no other;
 - sealed: ``restoration.sealed`` is there, sealed, and belongs to this release;
 - private: nothing in the folder would help undo the protection or name the owner: no key file,
   no private record in the manifest, no absolute path or host name in the text files; with the
@@ -11,24 +14,32 @@ Four checks, each a row with ``ok`` True, False, or None (could not be checked w
 - bounds: the released pixels differ from the originals by at most the radius and the L0 bound the
   manifest states, measured on the bytes. With ``--original`` this compares against an independent
   copy. With the key the originals are the release minus the sealed perturbation, so it checks
-  the perturbation sealed at writing; that the release still holds the bytes written is then the
-  files check (SHA-256s in the manifest), which someone who rewrites the manifest could defeat.
+  the perturbation sealed at writing, and the restored originals must match the hashes sealed
+  with them; that the release still holds the bytes written is the files check, which the
+  signature makes binding.
+
+A release that cannot be read (a changed ``.npz``, a lost image) fails the check that names the
+file (exit 1), not the command; only unusable arguments end it (exit 2).
 """
 from __future__ import annotations
 
 import base64
 import re
 import socket
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .._runtime import sha256_file
 from ..bounds import pixel_change
+from ..errors import InputError
+from .bounded import read_npy, read_npz
 from .medmnist import load
 from .opening import check_same_layout, load_directory, original_of, read_release
 from .restoration import RESTORATION
 from .sealing import KEY_FORMAT, MAGIC, default_key_path, read_key_file
+from .signing import PROBLEMS, file_problems, pinned_fingerprint, read_manifest, signature_problem
+from .walk import walk_files
 
 PRIVATE_FIELDS = ("input", "command", "machine", "private")  # what the key file keeps and a manifest must not
 TEXT_SUFFIXES = (".json", ".csv", ".txt", ".md", ".yaml", ".yml")
@@ -36,11 +47,16 @@ ABSOLUTE_PATH = re.compile(r'(?:^|["\s,=(])(/(?:home|Users|root|mnt|media|srv|da
 
 
 def verify_release(path: str | Path, key: str | Path | None = None, original: str | None = None,
-                   labels: str | None = None) -> list[dict]:
+                   labels: str | None = None, public_key: str | Path | None = None,
+                   fingerprint: str | None = None) -> list[dict]:
     """The checks' rows (``check``, ``ok``, ``detail``); the key beside the release is used when there."""
-    release = read_release(path)
-    folder, manifest = release.path, release.manifest
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    folder = Path(path)
+    body, manifest = read_manifest(folder)
+    pinned = pinned_fingerprint(public_key, fingerprint)
+    try:
+        files = walk_files(folder)
+    except InputError:
+        files = []  # a link out of the folder: the files check names it
     if key is None and original is None and default_key_path(folder).is_file():
         key = default_key_path(folder)
     secrets = []
@@ -48,11 +64,19 @@ def verify_release(path: str | Path, key: str | Path | None = None, original: st
         content = read_key_file(key)
         input_path = content.get("private", {}).get("input", {}).get("path")
         secrets = [content["key"], base64.b64encode(content["key"])] + ([input_path.encode()] if input_path else [])
-    rows = [_files(folder, manifest), _sealed(folder, manifest), _private(folder, manifest, files, secrets)]
+    rows = [_signature(folder, body, manifest, pinned), _files(folder, manifest), _sealed(folder, manifest),
+            _private(folder, manifest, files, secrets)]
     if key is None and original is None:
         rows.append(row("bounds", None, "not checked: pass --key (the release's key) or --original (its input)"))
         return rows
-    clean = original_of(release, key).images("train") if original is None else _given(original, labels, release)
+    try:
+        release = read_release(folder)
+        clean = original_of(release, key).images("train") if original is None else None
+    except InputError as exc:  # the release (not the arguments) is unreadable or does not restore
+        rows.append(row("bounds", False, f"not measurable: {exc}"))
+        return rows
+    if clean is None:
+        clean = _given(original, labels, release)
     rows.append(_bounds(release, clean))
     if not manifest.get("format"):  # an .npz release: its arrays are readable by anyone
         rows.append(_arrays(files, clean, release.data.images("train")))
@@ -70,21 +94,25 @@ def _given(original: str, labels: str | None, release):
     return data.images("train")
 
 
+def _signature(folder: Path, body: bytes, manifest: dict, pinned: str | None) -> dict:
+    problem, found = signature_problem(folder, body, manifest, pinned)
+    if problem:
+        return row("signature", False, problem)
+    if pinned:
+        return row("signature", True, f"manifest signed (Ed25519) by the owner you pinned, {found}")
+    return row("signature", True, f"manifest signed (Ed25519) by {found}; pin the owner with --fingerprint or "
+                                  "--public-key (given by the owner) to rule out a re-signed copy")
+
+
 def _files(folder: Path, manifest: dict) -> dict:
     listed = manifest.get("files") or {}
-    missing, changed = [], []
-    for rel, digest in listed.items():
-        target = (folder / rel).resolve()
-        if folder.resolve() not in target.parents or not target.is_file():
-            missing.append(rel)
-        elif sha256_file(target) != digest:
-            changed.append(rel)
     if not listed:
         return row("files", False, "the manifest lists no files")
-    if missing or changed:
-        return row("files", False, f"{len(missing)} missing (e.g. {(missing or ['-'])[0]}), "
-                                   f"{len(changed)} changed since written (e.g. {(changed or ['-'])[0]})")
-    return row("files", True, f"{len(listed)} listed files present, SHA-256 as recorded")
+    problems = file_problems(folder, manifest)
+    if problems:
+        shown = "; ".join(f"{rel}: {PROBLEMS[what]}" for rel, what in problems[:3])
+        return row("files", False, shown + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""))
+    return row("files", True, f"{len(listed)} listed files present, SHA-256 as recorded, none unlisted")
 
 
 def _sealed(folder: Path, manifest: dict) -> dict:
@@ -146,11 +174,10 @@ def _arrays(files: list[Path], original, released) -> dict:
     for path in (p for p in files if p.suffix in (".npz", ".npy")):
         try:
             if path.suffix == ".npy":
-                arrays = {"": np.load(path, allow_pickle=False)}
+                arrays = {"": read_npy(path)}
             else:
-                with np.load(path, allow_pickle=False) as content:
-                    arrays = {k: content[k] for k in content.files}
-        except (ValueError, OSError, EOFError):
+                arrays = read_npz(path)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile):  # InputError too: a ValueError
             continue  # not an array a stranger could read either
         for name, array in arrays.items():
             if array.shape == original.shape and (np.array_equal(array, original) or np.array_equal(array, perturbation)):

@@ -6,10 +6,15 @@ model, optimizer, schedule, random generator states, step counters; read back wi
 ``weights_only=True``), one ``.npy`` per on-disk array (the noise, SALM's masks) and ``run.json``
 (what the run is: inputs' fingerprint, method, parameters, seed, threads, precision). The file
 ``latest`` names the newest complete one and is replaced atomically (``os.replace``) only after
-it is written, so a crash at any moment leaves a whole checkpoint to resume from.
+it is written, so a crash at any moment leaves a whole checkpoint to resume from. A write the
+machine refuses (disk full, quota, read-only, I/O error) removes the checkpoint being written,
+keeps the previous one and ends the run in one line; ``--resume`` continues from it once there is
+space. Every file is written with plain ``write`` calls, so a full disk is an ``OSError``: not a
+torch ``RuntimeError`` nor the ``SIGBUS`` a memory map of a sparse file gets.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -66,19 +71,21 @@ class Checkpoint:
         previous = self.path
         number = int(previous.name.rsplit("-", 1)[1]) + 1 if previous.name.startswith("checkpoint-") else 0
         target = self.folder / f"checkpoint-{number}"
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        torch.save(state, target / "state.pt")
-        for name, array in arrays.items():
-            saved = np.lib.format.open_memmap(target / f"{name}.npy", mode="w+", dtype=array.dtype, shape=array.shape)
-            for start in range(0, len(array), CHUNK):
-                saved[start:start + CHUNK] = array[start:start + CHUNK]
-            saved.flush()
-            del saved
-        (target / "run.json").write_text(json.dumps(self.run, indent=1) + "\n")
         pointer = self.folder / f".latest-{os.getpid()}"
-        pointer.write_text(target.name + "\n")
-        os.replace(pointer, self.folder / "latest")  # the switch to the new checkpoint: atomic
+        try:
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(parents=True)
+            _write_checkpoint(target, state, arrays, self.run)
+            pointer.write_text(target.name + "\n")
+            os.replace(pointer, self.folder / "latest")  # the switch to the new checkpoint: atomic
+        except OSError as exc:
+            shutil.rmtree(target, ignore_errors=True)
+            pointer.unlink(missing_ok=True)
+            if not any(self.folder.iterdir()):
+                self.folder.rmdir()
+            kept = f"the previous one, {previous.name}, is kept" if previous.is_dir() else "there is no earlier one"
+            raise InputError(f"cannot write the checkpoint {target} ({exc.strerror}); it was removed and {kept}: free space "
+                             "there and rerun with --resume") from None
         if previous.is_dir():
             shutil.rmtree(previous, ignore_errors=True)
         self._last = time.monotonic()
@@ -96,6 +103,19 @@ class Checkpoint:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _write_checkpoint(target: Path, state: dict, arrays: dict[str, ScratchArray], run: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)  # in memory first: torch reports a full disk as a RuntimeError, not an OSError
+    (target / "state.pt").write_bytes(buffer.getbuffer())
+    for name, array in arrays.items():
+        with open(target / f"{name}.npy", "wb") as handle:
+            header = {"descr": np.lib.format.dtype_to_descr(array.dtype), "fortran_order": False, "shape": array.shape}
+            np.lib.format.write_array_header_1_0(handle, header)
+            for start in range(0, len(array), CHUNK):
+                handle.write(np.ascontiguousarray(array[start:start + CHUNK]).tobytes())
+    (target / "run.json").write_text(json.dumps(run, indent=1) + "\n")
 
 
 def save_run(checkpoint: Checkpoint, *, model, generator, log: list, arrays: dict, **progress) -> None:
