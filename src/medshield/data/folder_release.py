@@ -8,9 +8,10 @@ bounds), or, with ``jpeg_as_png``, written as PNG beside the same name. ``manife
 key goes outside the copy) go to its root. As for MedMNIST releases, the copy is built under a
 temporary name, the bounds are checked on the written files, and only then renamed.
 
-Everything is done image by image or a chunk at a time: the protected images arrive as an
-on-disk array, the written files are read back into another, compared with the originals' cache
-and their difference streamed into the sealed payload, so writing needs memory for a chunk.
+Everything is done image by image (:mod:`.folder_writing`): the protected images arrive as an
+on-disk array in the working form, each file is written at its own size and mode, read back,
+measured and its difference streamed into the sealed payload, so writing needs memory for an
+image. Hidden and system files are not copied (:mod:`.folder_scan`).
 """
 from __future__ import annotations
 
@@ -23,17 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from .._runtime import sha256_file
-from ..bounds import pixel_change
 from ..errors import InputError
-from .folder import load_folder
+from .folder import LABELS_COPY, load_folder
+from .folder_scan import is_hidden_or_system
+from .folder_writing import TrainFiles
 from .release import MANIFEST, Release, check_output_dir, publish, staging_folder
-from .restoration import RESTORATION, Restoration, restore_rows, write_restoration
-from .scratch import ScratchArray
+from .restoration import RESTORATION, Restoration, write_restoration
 from .sealing import check_key_path, default_key_path
 
 log = logging.getLogger(__name__)
-LABELS_COPY = "medshield-labels.csv"
-CHUNK = 256  # images per step when comparing the written files with the originals
 
 
 def write_folder_release(
@@ -58,38 +57,32 @@ def write_folder_release(
                     "pass --jpeg-as-png to write them as PNG", len(jpeg_inputs))
     tmp = staging_folder(out)
     try:
-        names, changed = {}, {}
+        names = {}
         for path in sorted(source.path.rglob("*")):
             rel = path.relative_to(source.path).as_posix()
+            if is_hidden_or_system(Path(rel)):
+                continue
             if path.is_dir():
                 (tmp / rel).mkdir(parents=True, exist_ok=True)
             elif rel in targets:
                 names[rel] = source.output_name(rel, jpeg_as_png)
                 (tmp / names[rel]).parent.mkdir(parents=True, exist_ok=True)
-                elements = source.write_file(rel, protected_train[targets[rel]], tmp / names[rel], manifest)
-                if elements:
-                    changed[names[rel]] = elements
             else:
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, tmp / rel)
         labels_file = _write_labels(source, tmp, names) if labels_csv else None
-        original = source.image_store("train")
-        written = ScratchArray(original.shape, original.dtype)
-        for n, i in enumerate(train):
-            written[n] = source.read_file(tmp / names[source.files[i]])
-        measured = pixel_change(original, written)
+        train_files = TrainFiles(source, protected_train, tmp, names, manifest, levels=max_linf, max_l0=max_l0)
+        measured = train_files.write()
         lossy = bool(jpeg_inputs)
-        violated = measured["linf"] > max_linf or measured["changed_positions_max"] > max_l0 * measured["positions_per_image"]
+        violated = measured["linf"] > max_linf or measured["l0_max"] > max_l0
         if violated and not lossy:
             raise RuntimeError(f"release violates its bounds (L-inf <= {max_linf}, L0 <= {max_l0}): {measured}")
-        delta = ScratchArray(original.shape, np.int8 if original.dtype == np.uint8 else np.int16)
-        for start in range(0, len(delta), CHUNK):
-            rows = slice(start, start + CHUNK)
-            delta[rows] = written[rows].astype(np.int32) - original[rows].astype(np.int32)
+        converted = source.notes.get("converted", {})
         record = {"format": source.format, "files": [names[source.files[i]] for i in train],
-                  "renamed": {v: k for k, v in names.items() if k != v}, "changed_elements": changed}
-        originals = {rel: source.path / rel for rel in names if source.is_jpeg(rel)}
-        sealed = write_restoration(tmp, delta.mapped(), record, originals)
+                  "renamed": {v: k for k, v in names.items() if k != v}, "changed_elements": train_files.changed_elements}
+        originals = {rel: source.path / rel for rel in names if source.is_jpeg(rel) or rel in converted}
+        sealed = write_restoration(tmp, train_files.perturbation.mapped(), record, originals)
+        original, written = source.image_store("train"), train_files.written
         manifest = {
             **manifest, "release_id": sealed.release_id, "format": source.format, "labels_file": labels_file,
             "jpeg_as_png": jpeg_as_png,
@@ -97,6 +90,7 @@ def write_folder_release(
             "utility": measure_utility(original, written) if measure_utility else None,
             "files": {rel: sha256_file(tmp / rel) for rel in sorted(set(names.values()))},
             "renamed": {k: v for k, v in names.items() if k != v},
+            **source.notes,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         publish(tmp, out, sealed, key_out, private or {})
@@ -125,21 +119,20 @@ def restore_folder(release: Release, restoration: Restoration, dest: Path) -> No
     """
     data, record = release.data, restoration.record
     files, renamed = record["files"], record["renamed"]
-    train_files = [data.files[i] for i in data.indices("train")]
-    position = {rel: n for n, rel in enumerate(train_files)}
+    train_files = {data.files[i] for i in data.indices("train")}
     if sorted(files) != sorted(train_files):
         raise InputError(f"{release.path}: its train images are not those the restoration data was sealed with")
-    order = np.array([position[rel] for rel in files], dtype=np.int64)
-    released = data.image_store("train")
     dest.mkdir(parents=True, exist_ok=True)
     for path in sorted(release.path.rglob("*")):
         rel = path.relative_to(release.path).as_posix()
         if path.is_dir():
             (dest / rel).mkdir(parents=True, exist_ok=True)
-        elif rel not in position and rel not in (MANIFEST, RESTORATION, LABELS_COPY):
+        elif rel not in train_files and rel not in (MANIFEST, RESTORATION, LABELS_COPY):
             shutil.copy2(path, dest / rel)
-    for rows, originals in restore_rows(_Rows(released, order), restoration):
-        for rel, pixels in zip(files[rows], originals):
+    with restoration.file_perturbations() as take:
+        for rel in files:
+            released = data.read_file(release.path / rel)
+            pixels = (released.astype(np.int32) - take(released.shape).astype(np.int32)).astype(released.dtype)
             name = renamed.get(rel, rel)
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             raw = restoration.original_bytes(name)
@@ -151,16 +144,6 @@ def restore_folder(release: Release, restoration: Restoration, dest: Path) -> No
         _write_labels(data, dest, renamed)
 
 
-class _Rows:
-    """The release's train images in the order the payload lists them."""
-
-    def __init__(self, store: ScratchArray, order: np.ndarray):
-        self.store, self.order = store, order
-
-    def __getitem__(self, rows: slice) -> np.ndarray:
-        return self.store[self.order[rows]]
-
-
 def read_folder_release(path: str | Path) -> Release:
     folder = Path(path)
     manifest = json.loads((folder / MANIFEST).read_text())
@@ -170,6 +153,8 @@ def read_folder_release(path: str | Path) -> Release:
 
         data = load_dicom_folder(folder, labels)
     else:
-        data = load_folder(folder, labels)
+        working = manifest.get("working") or {}
+        data = load_folder(folder, labels, size=working.get("size"), channels=working.get("channels"),
+                           convert=bool(manifest.get("converted")))
     data.name = manifest.get("dataset_name", data.name)  # the owner's dataset, not the output folder's name
     return Release(path=folder, manifest=manifest, data=data)

@@ -44,11 +44,19 @@ def open_dataset(spec: str, root: str | None = None, labels: str | None = None) 
     return load(spec, root), None
 
 
-def load_directory(path: str, labels: str | None) -> FolderData:
-    """A folder of DICOM files or of images (decided by what it holds)."""
+def load_directory(path: str, labels: str | None, **working) -> FolderData:
+    """A folder of DICOM files or of images (decided by what it holds); ``working``: the image
+    folder's ``size``, ``channels`` and ``convert`` (:func:`~.folder.load_folder`)."""
     if any(is_dicom_file(p) for p in Path(path).rglob("*") if p.is_file()):
         return load_dicom_folder(path, labels)
-    return load_folder(path, labels)
+    return load_folder(path, labels, **working)
+
+
+def working_of(release: Release) -> dict:
+    """The working form a folder release was made in, to read its originals the same way."""
+    working = release.manifest.get("working") or {}
+    return {"size": working.get("size"), "channels": working.get("channels"),
+            "convert": bool(release.manifest.get("converted"))}
 
 
 def original_of(release: Release, key: str | Path | None = None, original: str | None = None,
@@ -60,7 +68,7 @@ def original_of(release: Release, key: str | Path | None = None, original: str |
     release) restores it (in memory for ``.npz``, in a scratch folder for folders).
     """
     if original is not None:
-        data = load_directory(original, labels) if Path(original).is_dir() else load(original)
+        data = load_directory(original, labels, **working_of(release)) if Path(original).is_dir() else load(original)
         check_matches(release, data, original)
         return data
     if key is None and "input" in release.manifest and not default_key_path(release.path).exists():
@@ -70,7 +78,7 @@ def original_of(release: Release, key: str | Path | None = None, original: str |
             return restored_npz(release, restoration)
         folder = Path(tempfile.mkdtemp(prefix="medshield-original-"))
         restore_folder(release, restoration, folder / "original")
-    data = load_directory(str(folder / "original"), _restored_labels(folder / "original"))
+    data = load_directory(str(folder / "original"), _restored_labels(folder / "original"), **working_of(release))
     weakref.finalize(data, shutil.rmtree, folder, ignore_errors=True)  # the scratch copy lives as long as the data
     return data
 
@@ -101,7 +109,7 @@ def _recorded_original(release: Release) -> MedMNISTData | FolderData:
     if release.manifest.get("format") in ("folder", "dicom"):
         if not path.is_dir():
             raise missing
-        data = load_directory(str(path), source.get("labels"))
+        data = load_directory(str(path), source.get("labels"), **working_of(release))
         if data.fingerprint() != source["sha256"]:
             raise missing
         return data
