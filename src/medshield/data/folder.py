@@ -62,7 +62,7 @@ def read_pixels(path: Path, convert: bool = False) -> tuple[np.ndarray, str | No
         raise InputError(f"{path}: cannot read the image ({exc.__class__.__name__}); is it a valid {path.suffix} file?") from None
     try:
         with image:
-            if image.mode == "RGB" and _bits_per_sample(image, path) == 16:
+            if image.mode in ("RGB", "RGBA") and _bits_per_sample(image, path) == 16:  # RGBA: refused there
                 return _read_rgb16(image, path), None
             fmt = image.format
             image, note = upright(image, path, convert)
@@ -96,6 +96,8 @@ def _read_rgb16(image: Image.Image, path: Path) -> np.ndarray:
     try:
         if image.format == "PNG":
             width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+            if info["planes"] != 3:
+                raise InputError(f"{path}: 16-bit PNG with {info['planes']} channels (alpha?); store 8- or 16-bit gray or RGB")
             return np.vstack([np.asarray(row, np.uint16) for row in rows]).reshape(height, width, info["planes"])
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
