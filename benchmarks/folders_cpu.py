@@ -40,7 +40,14 @@ CLASSES = {"bloodmnist": 8, "breastmnist": 2}
 def build(root: Path, flag: str, n_train: int, n_test: int, sizes: tuple, *, jpeg_every: int, gray_every: int,
           seed: int = 0) -> dict:
     """Training/ and Testing/ from ``flag``'s train and test images, one file at a time; the first
-    train image is also copied into Testing/ (a leak to be found) and a .DS_Store sits at the root."""
+    train image is also copied into Testing/ (a leak to be found) and a .DS_Store sits at the root.
+    A folder built before with the same settings is reused (its record sits beside it)."""
+    spec = {"flag": flag, "n_train": n_train, "n_test": n_test, "sizes": list(sizes), "jpeg_every": jpeg_every,
+            "gray_every": gray_every, "seed": seed}
+    marker = root.with_name(f"{root.name}.json")
+    if marker.is_file() and json.loads(marker.read_text())["spec"] == spec:
+        return json.loads(marker.read_text())["built"]
+    shutil.rmtree(root, ignore_errors=True)
     rng = np.random.default_rng(seed)
     with np.load(data_root() / f"{flag}.npz", allow_pickle=False) as npz:
         parts = {"Training": (npz["train_images"], npz["train_labels"][:, 0], n_train),
@@ -60,8 +67,10 @@ def build(root: Path, flag: str, n_train: int, n_test: int, sizes: tuple, *, jpe
     shutil.copy(first, root / "Testing" / first.parent.name / f"copy_{first.name}")
     (root / ".DS_Store").write_bytes(b"\0\0\0\1Bud1\0")
     files = [p for p in root.rglob("*") if p.is_file()]
-    return {"flag": flag, "files": len(files), "sizes": list(sizes), "jpeg": sum(p.suffix == ".jpg" for p in files),
-            "png": sum(p.suffix == ".png" for p in files)}
+    built = {"flag": flag, "files": len(files), "sizes": list(sizes), "jpeg": sum(p.suffix == ".jpg" for p in files),
+             "png": sum(p.suffix == ".png" for p in files)}
+    marker.write_text(json.dumps({"spec": spec, "built": built}))
+    return built
 
 
 def timed(command: list[str], env: dict | None = None) -> dict:
@@ -77,12 +86,21 @@ def timed(command: list[str], env: dict | None = None) -> dict:
             "stdout": done.stdout[-2000:]}
 
 
+def cpu_model() -> str:
+    """The CPU's model name, as lscpu shows it."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
 def medshield(*args) -> list[str]:
     return [sys.executable, "-m", "medshield", *[str(a) for a in args]]
 
 
 VALIDATE = ("from medshield.data.folder import load_folder; import sys; d = load_folder(sys.argv[1]); "
-            "print(len(d.files), d.notes['working'], d.notes['duplicates']['held_out_images_in_train'])")
+            "w = d.notes['working']; print(f\"{len(d.files)} images validated; working {w['size']} px x {w['channels']} "
+            "channels; {d.notes['duplicates']['held_out_images_in_train']} held-out images found in train\")")
 
 
 def part_validate(work: Path, args) -> dict:
@@ -97,7 +115,7 @@ def part_protect(work: Path, args) -> dict:
     data = work / f"folder_{args.n}"
     built = build(data, "bloodmnist", args.n * 5 // 7, args.n - args.n * 5 // 7 - 1, (28, 56, 112),
                   jpeg_every=7, gray_every=5)
-    command = medshield("protect", data, "--out", work / "release", "--preset", "cpu", "--seed", 0, "--quiet",
+    command = medshield("protect", data, "--out", work / "release", "--overwrite", "--preset", "cpu", "--seed", 0, "--quiet",
                         *(["--steps", args.steps] if args.steps else []))
     run = timed(command, {"TMPDIR": str(work)})
     manifest = json.loads((work / "release" / "manifest.json").read_text())
@@ -107,10 +125,10 @@ def part_protect(work: Path, args) -> dict:
 
 def part_archive(work: Path, args) -> dict:
     data = work / "archive"
-    built = build(data, "bloodmnist", 60, 30, (28, 40, 56), jpeg_every=2, gray_every=3)
+    built = build(data, "bloodmnist", 120, 60, (28, 40, 56), jpeg_every=2, gray_every=3)
     out, restored = work / "release", work / "restored"
-    run = timed(medshield("protect", data, "--out", out, "--preset", "cpu", "--seed", 0, "--quiet"))
-    timed(medshield("restore", out, "--out", restored))
+    run = timed(medshield("protect", data, "--out", out, "--overwrite", "--preset", "cpu", "--seed", 0, "--quiet"))
+    timed(medshield("restore", out, "--out", restored, "--overwrite"))
     worst, same, png_worst = 0, 0, 0
     images = [p.relative_to(data) for p in data.rglob("*") if p.suffix in (".png", ".jpg")]
     for rel in images:
@@ -129,7 +147,7 @@ def part_evaluate(work: Path, args) -> dict:
     data = work / "three_sizes"
     built = build(data, "bloodmnist", 3000, 1000, (24, 28, 36), jpeg_every=0, gray_every=0)
     out = work / "release"
-    protect = timed(medshield("protect", data, "--out", out, "--preset", "cpu", "--seed", 0, "--quiet"))
+    protect = timed(medshield("protect", data, "--out", out, "--overwrite", "--preset", "cpu", "--seed", 0, "--quiet"))
     command = medshield("evaluate", out, "--compare", "--preset", "cpu", "--seed", 0, "--quiet", "--json", work / "eval.json")
     run = timed(command)
     report = json.loads((work / "eval.json").read_text())
@@ -149,7 +167,7 @@ def render(results: Path) -> None:
                                                                 if r.get("protect_command") or r.get("evaluate_command") else "")
                          for r in runs)
     text = ("# Image folders as owners hold them (issue 28)\n\n"
-            f"Machine: {runs[-1]['machine']}\n\n"
+            f"Machine: {runs[-1]['cpu_model']}, {runs[-1]['machine']}\n\n"
             f"{markdown_table(['part', 'files', 'wall s', 'peak RSS MiB', 'outcome', 'date', 'commit'], rows)}\n\n"
             "Wall time and peak RSS of the child process (`/usr/bin/time -v`); folders built from MedMNIST images.\n\n"
             f"Commands:\n\n{commands}\n")
@@ -166,7 +184,7 @@ def _outcome(r: dict) -> str:
     if r["part"] == "protect":
         return (f"steps {r.get('steps') or 'preset'}; working {r['working']['size']} px; L-inf {r['measured']['linf']}; "
                 f"generation {r['generation_seconds']} s")
-    return f"sizes {r['built']['sizes']}; {r['stdout'].strip()[:80]}"
+    return f"sizes {r['built']['sizes']}; {r['stdout'].strip()}"
 
 
 def main():
@@ -181,7 +199,7 @@ def main():
     ctx = context()
     try:
         work.mkdir(parents=True, exist_ok=True)
-        record = {**ctx, "part": args.part, "n": args.n, "steps": args.steps, **PARTS[args.part](work, args)}
+        record = {**ctx, "cpu_model": cpu_model(), "part": args.part, "n": args.n, "steps": args.steps, **PARTS[args.part](work, args)}
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)

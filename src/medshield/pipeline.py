@@ -120,8 +120,8 @@ def protect(
     fingerprint = data.fingerprint() if isinstance(data, FolderData) else sha256_file(data.path)
     checkpoint = Checkpoint(work_folder(out), {
         "input": fingerprint, "method": method, "params": protection.params(), "seed": seed, "threads": threads,
-        "precision": precision, "fraction": fraction, "classes": classes, "support": support,
-        "support_classes": support_classes, "medshield": __version__, "torch": package_versions()["torch"],
+        "precision": precision, "fraction": fraction, "classes": classes, "support": support, "support_classes": support_classes,
+        "medshield": __version__, "torch": package_versions()["torch"], "working": getattr(data, "notes", {}).get("working"),
     }, every_s=checkpoint_every)
     if resume:
         checkpoint.check_resumable()
