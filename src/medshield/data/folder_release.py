@@ -57,19 +57,7 @@ def write_folder_release(
                     "pass --jpeg-as-png to write them as PNG", len(jpeg_inputs))
     tmp = staging_folder(out)
     try:
-        names = {}
-        for path in sorted(source.path.rglob("*")):
-            rel = path.relative_to(source.path).as_posix()
-            if is_hidden_or_system(Path(rel)):
-                continue
-            if path.is_dir():
-                (tmp / rel).mkdir(parents=True, exist_ok=True)
-            elif rel in targets:
-                names[rel] = source.output_name(rel, jpeg_as_png)
-                (tmp / names[rel]).parent.mkdir(parents=True, exist_ok=True)
-            else:
-                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, tmp / rel)
+        names = _copy_tree(source, tmp, targets, jpeg_as_png)
         labels_file = _write_labels(source, tmp, names) if labels_csv else None
         train_files = TrainFiles(source, protected_train, tmp, names, manifest, levels=max_linf, max_l0=max_l0)
         measured = train_files.write()
@@ -97,6 +85,25 @@ def write_folder_release(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return read_folder_release(out)
+
+
+def _copy_tree(source, tmp: Path, targets, jpeg_as_png: bool) -> dict:
+    """The folders and every file but the train images (and hidden/system files) into ``tmp``;
+    returns the release name of each train image."""
+    names = {}
+    for path in sorted(source.path.rglob("*")):
+        rel = path.relative_to(source.path).as_posix()
+        if is_hidden_or_system(Path(rel)):
+            continue
+        if path.is_dir():
+            (tmp / rel).mkdir(parents=True, exist_ok=True)
+        elif rel in targets:
+            names[rel] = source.output_name(rel, jpeg_as_png)
+            (tmp / names[rel]).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, tmp / rel)
+    return names
 
 
 def _write_labels(source, tmp: Path, names: dict) -> str:
