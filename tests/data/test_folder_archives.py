@@ -250,3 +250,17 @@ def test_validation_decodes_each_file_once_and_keeps_none(tmp_path, monkeypatch)
     monkeypatch.setattr(folder, "read_pixels", lambda path, convert=False: decoded.append(path) or read(path, convert))
     data = load_folder(tmp_path)
     assert len(decoded) == 6 and data.caches == {} and data.size == 12
+
+
+def test_a_mixed_size_release_opens_at_its_working_size(capsys, tmp_path, medmnist_root):
+    """Victims (evaluate, grid) and the originals restored for --compare see the working size."""
+    from medshield.data.opening import open_dataset, original_of
+
+    root = archive(tmp_path, medmnist_root)
+    out = tmp_path / "release"
+    assert run(capsys, "protect", root, "--out", out, "--size", "32", *QUICK)[0] == 0
+    data, release = open_dataset(str(out))
+    assert data.images("train").shape[1:] == (32, 32, 3) and data.images("test").shape[1:] == (32, 32, 3)
+    original = original_of(release)
+    assert original.images("train").shape == data.images("train").shape
+    assert np.abs(original.images("train").astype(int) - data.images("train").astype(int)).max() <= 8
