@@ -33,3 +33,18 @@ def pixel_change(original, released, chunk: int = 256) -> dict[str, float | int]
         "changed_positions_max": int(changed.max()) if n else 0,
         "positions_per_image": positions,
     }
+
+
+def files_change(pairs) -> dict[str, float | int]:
+    """:func:`pixel_change` over ``(original, released)`` pairs of single images that may differ in
+    size from pair to pair (an image folder's files), read one pair at a time. L0 is per image, as
+    a fraction of that image's own positions; ``positions_per_image`` is the largest image's."""
+    linf, worst, total, count, changed_max, positions_max = 0, 0.0, 0.0, 0, 0, 0
+    for original, released in pairs:
+        one = pixel_change(np.asarray(original)[None], np.asarray(released)[None])
+        linf = max(linf, one["linf"])
+        worst, total, count = max(worst, one["l0_max"]), total + one["l0_max"], count + 1
+        changed_max = max(changed_max, one["changed_positions_max"])
+        positions_max = max(positions_max, one["positions_per_image"])
+    return {"linf": linf, "l0_max": worst, "l0_mean": total / count if count else 0.0,
+            "changed_positions_max": changed_max, "positions_per_image": positions_max}

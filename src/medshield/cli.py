@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", help="MedMNIST flag (bloodmnist, bloodmnist_64, ...), a MedMNIST-layout .npz, or a folder of images")
     p.add_argument("--labels", help="for an image folder: CSV with columns path,label[,split] (default: sub-folder names)")
     p.add_argument("--jpeg-as-png", action="store_true", help="write protected JPEG inputs as PNG (JPEG re-encoding weakens the perturbation)")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="image folder: protect in gray (1) or colour (3); default: "
+                                                                "colour when any image has colour. Files keep their own mode")
+    p.add_argument("--size", type=int, help="image folder of mixed sizes: the side the source model works at (default: "
+                                            "the median size, at most 224); each image's noise is resized to its size")
+    p.add_argument("--convert", action="store_true", help="image folder: convert palette, CMYK and transparent images "
+                                                          "with Pillow instead of refusing them (recorded in the manifest)")
     p.add_argument("--out", required=True, help="new folder for the release")
     p.add_argument("--method", default="salm", choices=list_protections(), help="protection method; 'medshield methods' lists each with its parameters")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder (and its key file)")
@@ -197,7 +203,8 @@ def _run(args) -> int:
             root=args.root, seed=args.seed, overwrite=args.overwrite, device=args.device, progress=not args.quiet,
             fraction=args.fraction, classes=args.classes, labels=args.labels, jpeg_as_png=args.jpeg_as_png,
             precision=args.precision, key_out=args.key_out, threads=args.threads, support=args.support,
-            support_classes=args.support_classes, resume=args.resume, signing_key=args.signing_key,
+            support_classes=args.support_classes, resume=args.resume, signing_key=args.signing_key, size=args.size,
+            channels=args.channels, convert=args.convert,
         )
         m = release.manifest
         key_path = args.key_out or default_key_path(release.path)
@@ -273,7 +280,7 @@ def _run(args) -> int:
         _write_json(args.json, checks)
         status = {True: "ok", False: "FAILED", None: "not checked"}
         for check in checks:
-            print(f"{status[check['ok']]:>11}  {check['check']}: {check['detail']}")
+            print(f"{'warning' if check.get('warning') else status[check['ok']]:>11}  {check['check']}: {check['detail']}")
         return 1 if any(check["ok"] is False for check in checks) else 0
     raise AssertionError(args.verb)
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from . import __version__
 from ._runtime import machine, now_iso, package_versions, pick_device, sha256_file, use_threads
+from .data.duplicates import share_noise, train_groups
 from .data.folder import FolderData
 from .data.folder_release import restore_folder, write_folder_release
 from .data.medmnist import MedMNISTData, load
@@ -21,6 +22,7 @@ from .data.sealing import check_key_path, default_key_path
 from .data.signing import check_before_restore, owner_key, pinned_fingerprint
 from .data.scratch import ScratchArray
 from .data.support import WithSupport
+from .data.tensors import value_range
 from .errors import InputError
 from .evaluate.grid import check_defenses, run_grid
 from .evaluate.journal import Journal
@@ -60,6 +62,9 @@ def protect(
     resume: bool = False,
     checkpoint_every: float = 300.0,
     signing_key: str | Path | None = None,
+    size: int | None = None,
+    channels: int | None = None,
+    convert: bool = False,
 ) -> Release:
     """Protect ``dataset``'s train split and write a release folder to ``out``.
 
@@ -74,6 +79,9 @@ def protect(
     holding one class. They are never written; the manifest records what was drawn. With
     ``classes`` too, the generation sees only those classes' images (an institution that holds
     them, Appendix D.2) and the other classes are released unchanged.
+
+    An image folder is read as ``data.folder.load_folder`` says (``size``, ``channels``, ``convert``);
+    duplicates within its train split get the same noise.
 
     ``out`` gets only what is safe to publish; the key that restores the originals and the
     owner's private record (input path and hash, machine, command) go to ``key_out`` (default
@@ -102,7 +110,8 @@ def protect(
     if support is not None and method not in SUPPORTED_METHODS:
         raise InputError(f"--support is for the error-minimizing methods ({', '.join(SUPPORTED_METHODS)}): {method} "
                          "needs no source task to minimize; leave --support out")
-    data = load_directory(dataset, labels) if Path(dataset).is_dir() else load(dataset, root)
+    data = (load_directory(dataset, labels, size=size, channels=channels, convert=convert) if Path(dataset).is_dir()
+            else load(dataset, root))
     check_output_dir(out, [data.path], overwrite)  # fail before hours of work, not after
     check_classes(data, dataset, method, support)
     key_path = Path(key_out) if key_out else default_key_path(out)
@@ -115,8 +124,8 @@ def protect(
     fingerprint = data.fingerprint() if isinstance(data, FolderData) else sha256_file(data.path)
     checkpoint = Checkpoint(work_folder(out), {
         "input": fingerprint, "method": method, "params": protection.params(), "seed": seed, "threads": threads,
-        "precision": precision, "fraction": fraction, "classes": classes, "support": support,
-        "support_classes": support_classes, "medshield": __version__, "torch": package_versions()["torch"],
+        "precision": precision, "fraction": fraction, "classes": classes, "support": support, "support_classes": support_classes,
+        "medshield": __version__, "torch": package_versions()["torch"], "working": getattr(data, "notes", {}).get("working"),
     }, every_s=checkpoint_every)
     if resume:
         checkpoint.check_resumable()
@@ -131,6 +140,8 @@ def protect(
     result = protection.protect(generation_data, seed=seed, device=device, progress=progress, precision=precision,
                                 checkpoint=checkpoint, resume=resume)
     released = owner_rows(result.released, data.images("train"), generation_data.rows) if support is not None else result.released
+    if isinstance(data, FolderData):
+        share_noise(released, data.images("train"), train_groups(data.pairs, data.indices("train")), value_range(data))
     if not selected.all():
         unselected = np.flatnonzero(~selected)
         released[unselected] = data.images("train")[unselected]

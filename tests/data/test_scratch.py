@@ -50,7 +50,7 @@ def test_folder_is_read_lazily_one_file_at_a_time_into_a_read_only_map(scratch_d
     assert data.caches == {}  # validation decoded every file and kept none
     decoded = []
     read = folder.read_image
-    monkeypatch.setattr(folder, "read_image", lambda path: decoded.append(path) or read(path))
+    monkeypatch.setattr(folder, "read_image", lambda path, convert=False: decoded.append(path) or read(path, convert))
     train = data.images("train")
     assert isinstance(train, np.memmap) and not train.flags.writeable and train.dtype == np.uint8
     assert len(decoded) == 6 and np.array_equal(train, images[[int(Path(f).stem) for f in data.files]])

@@ -17,6 +17,7 @@ def test_a_release_as_written_passes_every_check(protected, capsys, tmp_path):
     code, shown, text = verify(capsys, out, "--json", tmp_path / "checks.json")  # the key beside it is found
     assert code == 0, text
     expected = {"signature", "files", "sealed", "private", "bounds"} | ({"arrays"} if kind == "npz" else set())
+    expected |= {"duplicates"} if kind in ("png8", "tif16") else set()  # image folders: duplicates and leaks
     assert set(shown) == expected and set(shown.values()) == {"ok"}, text
     checks = json.loads((tmp_path / "checks.json").read_text())
     assert all(c["ok"] for c in checks) and "L-inf" in next(c["detail"] for c in checks if c["check"] == "bounds")

@@ -1,21 +1,24 @@
 """A data owner's folder of images: PNG, JPEG, TIFF or BMP; 8- or 16-bit; gray or RGB.
 
-Labels come from the first-level sub-folder names (``root/<label>/.../file.png``) or from a CSV
-file with columns ``path,label`` and an optional ``split`` (train / val / test). Without a split
-column every image is a training image. Everything is validated before any work: unreadable
-files, unsupported modes, mixed channel counts, bit depths or sizes, duplicate or missing CSV
-entries each give one error line naming the file.
+Labels come from the folder names (``root/<label>/...`` or, one ImageFolder per split,
+``root/<split>/<label>/...``; see :mod:`.folder_scan`) or from a CSV file with columns
+``path,label`` and an optional ``split`` (train / val / test). Without splits every image is a
+training image. Everything is validated before any work in one pass that decodes each file once
+and keeps none (:mod:`.folder_inspect`): unreadable files, unsupported modes, mixed bit depths,
+duplicate or missing CSV entries each give one error line naming the file.
 
-Images of different sizes are rejected (with the sizes found) rather than resized behind the
-owner's back: resize them to one size first, or protect each size group as its own folder.
+Gray and colour images, and images of different sizes, may be mixed: the source model sees one
+working form (:mod:`.image_modes`) and every file is written back in its own size, mode and
+format. Duplicates and train/test leaks are reported (:mod:`.duplicates`).
 
-Images are read lazily: loading validates every file but keeps none, and a split's pixels are
-decoded on first use, one file at a time, into an on-disk cache (:mod:`.scratch`) that
-``images(split)`` maps, so a folder larger than RAM can be protected.
+Images are read lazily: a split's pixels are decoded on first use, one file at a time, into an
+on-disk cache (:mod:`.scratch`) that ``images(split)`` maps, so a folder larger than RAM can be
+protected.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,16 +30,30 @@ from PIL import Image
 
 from ..errors import InputError
 from .bounded import check_declared
-from .labels import check_one_task, class_order, from_subfolders, paths_from_csv
+from .duplicates import duplicate_pairs, duplicate_report, log_duplicates
+from .folder_inspect import choose_working, inspect_files
+from .folder_scan import scan_folder, walk
+from .image_modes import as_stored, orientation_of, to_working, upright
+from .labels import check_one_task, class_order, paths_from_csv
 from .scratch import ScratchArray
+from .signing import PUBLIC_KEY, SIGNATURE
+
+log = logging.getLogger(__name__)
+LABELS_COPY = "medshield-labels.csv"
+RESERVED = ("manifest.json", "restoration.sealed", LABELS_COPY, SIGNATURE, PUBLIC_KEY)  # what a release adds at its root
 
 SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 SAMPLE_BYTES = {"I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}  # per band, as decoded; others 1
 MODES = {"L": (np.uint8, 1), "RGB": (np.uint8, 3), "I;16": (np.uint16, 1), "I;16B": (np.uint16, 1), "I;16L": (np.uint16, 1)}
 
 
-def read_image(path: Path) -> np.ndarray:
-    """One image as (H, W) or (H, W, 3), uint8 or uint16, or one clear error."""
+def read_image(path: Path, convert: bool = False) -> np.ndarray:
+    """One image, upright, as (H, W) or (H, W, 3), uint8 or uint16, or one clear error."""
+    return read_pixels(path, convert)[0]
+
+
+def read_pixels(path: Path, convert: bool = False) -> tuple[np.ndarray, str | None]:
+    """:func:`read_image` and, when ``convert`` changed the image's mode, what it did."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # over the limit at all: an error, not a warning
@@ -47,22 +64,21 @@ def read_image(path: Path) -> np.ndarray:
     except Exception as exc:  # a damaged file can make a decoder raise nearly anything: one line per file
         raise InputError(f"{path}: cannot read the image ({exc.__class__.__name__}); is it a valid {path.suffix} file?") from None
     try:
-        with image:
+        with image:  # the size its header declares, checked before anything is decoded
+            check_declared(image.width * image.height * len(image.getbands()) * SAMPLE_BYTES.get(image.mode, 1), str(path))
+            if image.mode in ("RGB", "RGBA") and _bits_per_sample(image, path) == 16:  # RGBA: refused there
+                return _read_rgb16(image, path), None
+            fmt = image.format
+            image, note = upright(image, path, convert)
             mode = image.mode
-            check_declared(image.width * image.height * len(image.getbands()) * SAMPLE_BYTES.get(mode, 1), str(path))
-            if mode == "RGB" and _bits_per_sample(image, path) == 16:
-                return _read_rgb16(image, path)
-            if mode == "I" and image.format == "PNG":  # Pillow opens some 16-bit gray PNGs as 32-bit "I"
+            if mode == "I" and fmt == "PNG":  # Pillow opens some 16-bit gray PNGs as 32-bit "I"
                 array = np.asarray(image)
                 if array.min() < 0 or array.max() > 65535:
                     raise InputError(f"{path}: 32-bit values out of the 16-bit range; store 8- or 16-bit images")
-                return array.astype(np.uint16)
+                return array.astype(np.uint16), note
             if mode not in MODES:
-                raise InputError(
-                    f"{path}: image mode {mode!r} is not supported; store 8- or 16-bit gray or RGB "
-                    "(convert palette/alpha images to RGB first)"
-                )
-            return np.asarray(image).astype(MODES[mode][0])
+                raise InputError(f"{path}: image mode {mode!r} is not supported; store 8- or 16-bit gray or RGB")
+            return np.asarray(image).astype(MODES[mode][0]), note
     except InputError:
         raise
     except Exception as exc:  # truncated or corrupt data found while decoding (OSError, ValueError, SyntaxError, ...)
@@ -84,6 +100,8 @@ def _read_rgb16(image: Image.Image, path: Path) -> np.ndarray:
     try:
         if image.format == "PNG":
             width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+            if info["planes"] != 3:
+                raise InputError(f"{path}: 16-bit PNG with {info['planes']} channels (alpha?); store 8- or 16-bit gray or RGB")
             return np.vstack([np.asarray(row, np.uint16) for row in rows]).reshape(height, width, info["planes"])
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
@@ -110,6 +128,12 @@ class FolderData:
     class_names: list[str]
     caches: dict = field(default_factory=dict)
     task: str = "multi-class"
+    channels: int | None = None  # the working form's channels and square size (None: the files' own)
+    size: int | None = None
+    convert: bool = False
+    shapes: list = field(default_factory=list)  # each file's own (H, W[, C])
+    pairs: list = field(default_factory=list)  # duplicate pairs (i, j, kind)
+    notes: dict = field(default_factory=dict)  # what the manifest says about the folder
     format = "folder"
 
     @property
@@ -138,11 +162,11 @@ class FolderData:
             rows = self.indices(split)
             if not len(rows):
                 raise InputError(f"{self.path}: no image has split {split!r}")
-            first = self.read_file(self.path / self.files[rows[0]])
+            first = self.read_working(self.path / self.files[rows[0]])
             store = ScratchArray((len(rows), *first.shape), first.dtype)
             store[0] = first
             for n, i in enumerate(rows[1:], start=1):
-                store[n] = self.read_file(self.path / self.files[i])
+                store[n] = self.read_working(self.path / self.files[i])
             self.caches[split] = store
         return self.caches[split]
 
@@ -160,15 +184,21 @@ class FolderData:
     def write_file(self, rel: str, array: np.ndarray, dest: Path, manifest: dict) -> dict | None:
         """Write one protected image; returns what else of the file it changed (nothing, for images)."""
         fmt = "PNG" if dest.suffix.lower() == ".png" else SUFFIXES[Path(rel).suffix.lower()]
-        write_image(array, dest, fmt)
+        write_image(array, dest, fmt, like=self.path / rel)
         return None
 
     def restore_file(self, release_file: Path, array: np.ndarray, dest: Path, elements: dict | None) -> None:
-        """Write an original image with pixels ``array`` in the format of its name ``dest``."""
-        write_image(array, dest, SUFFIXES[dest.suffix.lower()])
+        """Write an original image with pixels ``array`` in the format of its name ``dest`` (and the
+        orientation tag and alpha of the released file, which has the original's)."""
+        write_image(array, dest, SUFFIXES[dest.suffix.lower()], like=release_file)
 
     def read_file(self, path: Path) -> np.ndarray:
-        return read_image(path)
+        """A file's own pixels, upright."""
+        return read_image(path, self.convert)
+
+    def read_working(self, path: Path) -> np.ndarray:
+        """A file's pixels in the working form the source model and victims see."""
+        return to_working(self.read_file(path), self.channels, self.size)
 
     def is_lossy(self, rel: str, jpeg_as_png: bool) -> bool:
         return self.is_jpeg(rel) and not jpeg_as_png
@@ -186,43 +216,57 @@ class FolderData:
         return digest.hexdigest()
 
 
-def load_folder(root: str | Path, labels_csv: str | Path | None = None) -> FolderData:
-    """Read and validate a folder of images (all of them are opened once, before any work)."""
+def load_folder(root: str | Path, labels_csv: str | Path | None = None, *, size: int | None = None,
+                channels: int | None = None, convert: bool = False) -> FolderData:
+    """Read and validate a folder of images (each is decoded once, before any work).
+
+    ``channels`` (1 or 3) and ``size`` set the working form (default: colour when any image has
+    colour; the images' own size, or the median capped at 224 when they differ); ``convert`` lets
+    Pillow convert palette, CMYK and transparent images instead of refusing them."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise InputError(f"{root} is not a folder")
     if labels_csv:
         files, names, splits = paths_from_csv(root, Path(labels_csv), tuple(SUFFIXES), "a PNG, JPEG, TIFF or BMP file")
+        scan = walk(root, SUFFIXES, RESERVED)
+        scan.others += sorted(set(scan.files) - set(files))  # images the labels file leaves out are not protected
+        layout = {"kind": "labels-csv"}
     else:
-        files, names, splits = from_subfolders(root, SUFFIXES)
+        scan = scan_folder(root, SUFFIXES, RESERVED)
+        files, names, splits, layout = scan.files, scan.labels, scan.splits, scan.layout
     if not files:
         raise InputError(f"{root}: no PNG, JPEG, TIFF or BMP images found")
     classes = class_order(names)
     check_one_task(root, names, splits)
     data = FolderData(
         name=root.name, path=root, files=files, label_index=np.array([classes.index(n) for n in names], dtype=np.int64),
-        split=np.array(splits), class_names=classes,
+        split=np.array(splits), class_names=classes, convert=convert,
     )
-    first = None
-    for rel in files:
-        image = read_image(root / rel)
-        signature = (image.shape, image.dtype)
-        if first is None:
-            first = (rel, signature)
-        elif signature != first[1]:
-            (ref, (shape, dtype)) = first
-            what = "bit depth" if image.dtype != dtype else ("channel count" if image.ndim != len(shape) else "size")
-            raise InputError(
-                f"{root / rel}: {what} {image.shape} {image.dtype} differs from {ref} ({shape} {dtype}); "
-                "all images must share size, channels and bit depth (resize or convert them, or protect each group separately)"
-            )
     if not data.has_split("train"):
         raise InputError(f"{labels_csv}: no image has split 'train'; there is nothing to protect")
+    found = inspect_files(root, files, lambda path: read_pixels(path, convert))
+    data.channels, data.size, working = choose_working(found, size, channels, root)
+    data.shapes, data.pairs = found.shapes, duplicate_pairs(found.sha256, found.phash, found.thumbnails)
+    duplicates = duplicate_report(files, splits, data.pairs)
+    log_duplicates(root, duplicates)
+    _log_odd_files(root, scan.skipped, scan.others)
+    data.notes = {"layout": layout, "working": working, "duplicates": duplicates, "converted": found.converted,
+                  "skipped_files": len(scan.skipped), "other_files": scan.others}
     return data
 
 
-def write_image(array: np.ndarray, path: Path, fmt: str) -> None:
-    """Write one image losslessly in ``fmt`` (JPEG at quality 100, the least lossy it allows)."""
+def _log_odd_files(root: Path, skipped: list[str], others: list[str]) -> None:
+    if skipped:
+        log.warning("%s: skipped %d hidden or system files (e.g. %s): not read and not copied into a release "
+                    "(thumbnail caches hold copies of the images)", root, len(skipped), skipped[0])
+    if others:
+        shown = ", ".join(others[:5]) + (f" (+{len(others) - 5} more)" if len(others) > 5 else "")
+        log.warning("%s: %d files are not images medshield reads and are copied unchanged: %s", root, len(others), shown)
+
+
+def write_image(array: np.ndarray, path: Path, fmt: str, like: Path | None = None) -> None:
+    """Write one image losslessly in ``fmt`` (JPEG at quality 100, the least lossy it allows);
+    with ``like``, in that file's stored orientation, with its EXIF and its opaque alpha."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if array.dtype == np.uint16 and array.ndim == 3:  # 16-bit RGB, which Pillow cannot write
         if fmt == "TIFF":
@@ -231,11 +275,15 @@ def write_image(array: np.ndarray, path: Path, fmt: str) -> None:
             with open(path, "wb") as handle:
                 png.Writer(array.shape[1], array.shape[0], greyscale=False, bitdepth=16).write(handle, array.reshape(array.shape[0], -1))
         return
-    image = Image.fromarray(array)
+    image, exif = Image.fromarray(array), None
+    if like is not None:
+        exif, mode = orientation_of(like)
+        image = as_stored(image, exif, mode)
+    kept = {"exif": exif} if exif is not None and fmt in ("JPEG", "PNG") else {}
     if fmt == "JPEG":
-        image.save(path, format="JPEG", quality=100, subsampling=0)
+        image.save(path, format="JPEG", quality=100, subsampling=0, **kept)
     elif fmt == "TIFF":
         image.save(path, format="TIFF", compression=None)
     else:
-        image.save(path, format=fmt)
+        image.save(path, format=fmt, **kept)
 

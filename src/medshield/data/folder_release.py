@@ -8,9 +8,10 @@ bounds), or, with ``jpeg_as_png``, written as PNG beside the same name. ``manife
 key goes outside the copy) go to its root. As for MedMNIST releases, the copy is built under a
 temporary name, the bounds are checked on the written files, and only then renamed.
 
-Everything is done image by image or a chunk at a time: the protected images arrive as an
-on-disk array, the written files are read back into another, compared with the originals' cache
-and their difference streamed into the sealed payload, so writing needs memory for a chunk.
+Everything is done image by image (:mod:`.folder_writing`): the protected images arrive as an
+on-disk array in the working form, each file is written at its own size and mode, read back,
+measured and its difference streamed into the sealed payload, so writing needs memory for an
+image. Hidden and system files are not copied (:mod:`.folder_scan`).
 """
 from __future__ import annotations
 
@@ -22,19 +23,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bounds import pixel_change
 from ..errors import InputError
-from .folder import load_folder
+from .folder import LABELS_COPY, load_folder
+from .folder_scan import is_hidden_or_system
+from .folder_writing import TrainFiles
 from .release import MANIFEST, Release, check_output_dir, seal_sign_publish, staging_folder
-from .restoration import RESTORATION, Restoration, pixel_digest, restore_rows
+from .restoration import RESTORATION, Restoration, pixel_digest
+from .sealing import check_key_path, default_key_path
 from .signing import PUBLIC_KEY, SIGNATURE, OwnerKey
 from .walk import walk_files
-from .scratch import ScratchArray
-from .sealing import check_key_path, default_key_path
 
 log = logging.getLogger(__name__)
-LABELS_COPY = "medshield-labels.csv"
-CHUNK = 256  # images per step when comparing the written files with the originals
+RELEASE_FILES = (MANIFEST, RESTORATION, LABELS_COPY, SIGNATURE, PUBLIC_KEY)  # what a release adds at its root
 
 
 def write_folder_release(
@@ -48,7 +48,7 @@ def write_folder_release(
     when given, adds its result to the manifest; ``owner`` signs it (default: a fresh key kept in the key file)."""
     out = check_output_dir(out_dir, [source.path] + ([Path(labels_csv)] if labels_csv else []), overwrite)
     check_key_path(key_out or default_key_path(out), out, overwrite)
-    for reserved in (MANIFEST, RESTORATION, LABELS_COPY, SIGNATURE, PUBLIC_KEY):
+    for reserved in RELEASE_FILES:
         if (source.path / reserved).exists():
             raise InputError(f"{source.path / reserved} exists; medshield writes that name at the release root, rename it first")
     train = source.indices("train")
@@ -59,48 +59,49 @@ def write_folder_release(
                     "pass --jpeg-as-png to write them as PNG", len(jpeg_inputs))
     tmp = staging_folder(out)
     try:
-        names, changed = {}, {}
-        for path in walk_files(source.path):  # files only: no folder of the release is ever empty
-            rel = path.relative_to(source.path).as_posix()
-            if rel in targets:
-                names[rel] = source.output_name(rel, jpeg_as_png)
-                (tmp / names[rel]).parent.mkdir(parents=True, exist_ok=True)
-                elements = source.write_file(rel, protected_train[targets[rel]], tmp / names[rel], manifest)
-                if elements:
-                    changed[names[rel]] = elements
-            else:
-                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, tmp / rel)
+        names = _copy_tree(source, tmp, targets, jpeg_as_png)
         labels_file = _write_labels(source, tmp, names) if labels_csv else None
-        original = source.image_store("train")
-        written = ScratchArray(original.shape, original.dtype)
-        for n, i in enumerate(train):
-            written[n] = source.read_file(tmp / names[source.files[i]])
-        measured = pixel_change(original, written)
+        train_files = TrainFiles(source, protected_train, tmp, names, manifest, levels=max_linf, max_l0=max_l0)
+        measured = train_files.write()
         lossy = bool(jpeg_inputs)
-        violated = measured["linf"] > max_linf or measured["changed_positions_max"] > max_l0 * measured["positions_per_image"]
+        violated = measured["linf"] > max_linf or measured["l0_max"] > max_l0
         if violated and not lossy:
             raise RuntimeError(f"release violates its bounds (L-inf <= {max_linf}, L0 <= {max_l0}): {measured}")
-        delta = ScratchArray(original.shape, np.int8 if original.dtype == np.uint8 else np.int16)
-        for start in range(0, len(delta), CHUNK):
-            rows = slice(start, start + CHUNK)
-            delta[rows] = written[rows].astype(np.int32) - original[rows].astype(np.int32)
+        converted = source.notes.get("converted", {})
         record = {"format": source.format, "files": [names[source.files[i]] for i in train],
-                  "pixels_sha256": [pixel_digest(image) for start in range(0, len(train), CHUNK)
-                                    for image in original[start:start + CHUNK]],
-                  "renamed": {v: k for k, v in names.items() if k != v}, "changed_elements": changed}
-        originals = {rel: source.path / rel for rel in names if source.is_jpeg(rel)}
+                  "pixels_sha256": train_files.pixel_digests, "shapes": train_files.file_shapes,
+                  "renamed": {v: k for k, v in names.items() if k != v}, "changed_elements": train_files.changed_elements}
+        originals = {rel: source.path / rel for rel in names if source.is_jpeg(rel) or rel in converted}
+        original, written = source.image_store("train"), train_files.written
         manifest = {
             **manifest, "format": source.format, "labels_file": labels_file, "jpeg_as_png": jpeg_as_png,
             "measured": {**measured, "limit_linf": max_linf, "limit_l0": max_l0, "lossy_jpeg_output": lossy},
             "utility": measure_utility(original, written) if measure_utility else None,
             "renamed": {k: v for k, v in names.items() if k != v},
+            **source.notes,
         }
-        seal_sign_publish(tmp, out, manifest, (delta.mapped(), record, originals), key_out=key_out,
+        seal_sign_publish(tmp, out, manifest, (train_files.perturbation.mapped(), record, originals), key_out=key_out,
                           private=private or {}, owner=owner)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return read_folder_release(out)
+
+
+def _copy_tree(source, tmp: Path, targets, jpeg_as_png: bool) -> dict:
+    """Every file but the train images (and hidden/system files) into ``tmp``, files only, so no
+    folder of the release is ever empty; returns the release name of each train image."""
+    names = {}
+    for path in walk_files(source.path):  # symlinks followed inside the root, refused when they leave it or loop
+        rel = path.relative_to(source.path).as_posix()
+        if is_hidden_or_system(Path(rel)):
+            continue
+        if rel in targets:
+            names[rel] = source.output_name(rel, jpeg_as_png)
+            (tmp / names[rel]).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, tmp / rel)
+    return names
 
 
 def _write_labels(source, tmp: Path, names: dict) -> str:
@@ -119,30 +120,35 @@ def restore_folder(release: Release, restoration: Restoration, dest: Path, skip:
     release files not restored.
 
     Train images: released pixels minus the perturbation, checked against the original's SHA-256
-    sealed with the release, then written in the original's name and format (JPEG originals: their
-    own bytes; DICOM: the changed elements put back); every other file is copied from the release
-    (it was copied from the original). With a labels file the originals get ``medshield-labels.csv``
-    under their own names. Files in ``skip`` (changed in the release) are left out; an image whose
-    restored pixels miss their sealed hash is an error, or with ``force`` left out and returned.
+    sealed with the release, then written in the original's name and format (JPEG and converted
+    originals: their own bytes; DICOM: the changed elements put back); every other file is copied
+    from the release (it was copied from the original). With a labels file the originals get
+    ``medshield-labels.csv`` under their own names. Files in ``skip`` (changed in the release) are
+    left out; an image whose restored pixels miss their sealed hash is an error, or with ``force``
+    left out and returned.
     """
     data, record = release.data, restoration.record
     files, renamed = record["files"], record["renamed"]
-    position = {rel: n for n, rel in enumerate(data.files[i] for i in data.indices("train"))}
-    if set(files) - set(skip) != set(position) - set(skip):
+    train_files = {data.files[i] for i in data.indices("train")}
+    if set(files) - set(skip) != train_files - set(skip):
         raise InputError(f"{release.path}: its train images are not those the restoration data was sealed with")
-    order = np.array([position.get(rel, 0) for rel in files], dtype=np.int64)  # a skipped image's row is not used
-    digests = record.get("pixels_sha256") or [None] * len(files)
+    digests, shapes = record["pixels_sha256"], record["shapes"]
     dest.mkdir(parents=True, exist_ok=True)
     for path in walk_files(release.path):
         rel = path.relative_to(release.path).as_posix()
-        if rel not in position and rel not in skip and rel not in (MANIFEST, RESTORATION, LABELS_COPY, SIGNATURE, PUBLIC_KEY):
+        if rel not in train_files and rel not in skip and rel not in RELEASE_FILES:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest / rel)
     left_out = []
-    for rows, originals in restore_rows(_Rows(data.image_store("train"), order), restoration):
-        for rel, pixels, digest in zip(files[rows], originals, digests[rows]):
+    with restoration.file_perturbations() as take:
+        for rel, digest, shape in zip(files, digests, shapes):
+            delta = take(tuple(shape))  # read for a skipped file too, to keep the files after it in step
             if rel in skip:
                 continue
+            released = data.read_file(release.path / rel)
+            if released.shape != tuple(shape):
+                raise InputError(f"{release.path / rel}: its size differs from the image the release was sealed with")
+            pixels = (released.astype(np.int32) - delta.astype(np.int32)).astype(released.dtype)
             if digest is not None and pixel_digest(pixels) != digest:
                 if not force:
                     raise InputError(f"{release.path / rel}: the restored image does not match its original's SHA-256 "
@@ -161,16 +167,6 @@ def restore_folder(release: Release, restoration: Restoration, dest: Path, skip:
     return sorted(skip) + left_out
 
 
-class _Rows:
-    """The release's train images in the order the payload lists them."""
-
-    def __init__(self, store: ScratchArray, order: np.ndarray):
-        self.store, self.order = store, order
-
-    def __getitem__(self, rows: slice) -> np.ndarray:
-        return self.store[self.order[rows]]
-
-
 def read_folder_release(path: str | Path) -> Release:
     folder = Path(path)
     manifest = json.loads((folder / MANIFEST).read_text())
@@ -180,6 +176,8 @@ def read_folder_release(path: str | Path) -> Release:
 
         data = load_dicom_folder(folder, labels)
     else:
-        data = load_folder(folder, labels)
+        working = manifest.get("working") or {}
+        data = load_folder(folder, labels, size=working.get("size"), channels=working.get("channels"),
+                           convert=bool(manifest.get("converted")))
     data.name = manifest.get("dataset_name", data.name)  # the owner's dataset, not the output folder's name
     return Release(path=folder, manifest=manifest, data=data)

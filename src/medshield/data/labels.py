@@ -1,4 +1,4 @@
-"""Where a folder's images get their labels and splits: sub-folder names, or a labels CSV.
+"""Where a folder's images get their labels and splits from a labels CSV (folder names: :mod:`.folder_scan`).
 
 Shared by image folders and DICOM folders. Every path a CSV lists is checked before any work: it
 must name a file inside the folder (relative, no '..', no symlink out of it), once; the CSV must
@@ -10,23 +10,8 @@ import csv
 from pathlib import Path
 
 from ..errors import InputError
-from .walk import walk_files
 
 SPLITS = ("train", "val", "test")
-
-
-def from_subfolders(root: Path, suffixes) -> tuple[list[str], list[str], list[str]]:
-    """Files with one of ``suffixes`` under ``root/<label>/...``: (paths, labels, splits), all train."""
-    files, labels = [], []
-    for path in walk_files(root):  # symlinked folders followed inside the root, refused when they leave it or loop
-        if path.suffix.lower() in suffixes:
-            rel = path.relative_to(root)
-            if len(rel.parts) < 2:
-                raise InputError(f"{path}: images must sit in one sub-folder per label (root/<label>/...), or give --labels FILE.csv")
-            check_inside(root, rel.as_posix(), str(path))  # a symlink out of the folder is refused like a CSV path
-            files.append(rel.as_posix())
-            labels.append(rel.parts[0])
-    return files, labels, ["train"] * len(files)
 
 
 def read_labels_csv(labels_csv: Path) -> list[dict]:

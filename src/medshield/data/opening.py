@@ -45,11 +45,19 @@ def open_dataset(spec: str, root: str | None = None, labels: str | None = None) 
     return load(spec, root), None
 
 
-def load_directory(path: str, labels: str | None) -> FolderData:
-    """A folder of DICOM files or of images (decided by what it holds)."""
+def load_directory(path: str, labels: str | None, **working) -> FolderData:
+    """A folder of DICOM files or of images (decided by what it holds); ``working``: the image
+    folder's ``size``, ``channels`` and ``convert`` (:func:`~.folder.load_folder`)."""
     if any(is_dicom_file(p) for p in walk_files(path)):
         return load_dicom_folder(path, labels)
-    return load_folder(path, labels)
+    return load_folder(path, labels, **working)
+
+
+def working_of(release: Release) -> dict:
+    """The working form a folder release was made in, to read its originals the same way."""
+    working = release.manifest.get("working") or {}
+    return {"size": working.get("size"), "channels": working.get("channels"),
+            "convert": bool(release.manifest.get("converted"))}
 
 
 def original_of(release: Release, key: str | Path | None = None, original: str | None = None,
@@ -61,7 +69,7 @@ def original_of(release: Release, key: str | Path | None = None, original: str |
     release) restores it (in memory for ``.npz``, in a scratch folder for folders).
     """
     if original is not None:
-        data = load_directory(original, labels) if Path(original).is_dir() else load(original)
+        data = load_directory(original, labels, **working_of(release)) if Path(original).is_dir() else load(original)
         check_matches(release, data, original)
         return data
     if key is None and "input" in release.manifest and not default_key_path(release.path).exists():
@@ -72,7 +80,7 @@ def original_of(release: Release, key: str | Path | None = None, original: str |
         folder = Path(tempfile.mkdtemp(prefix="medshield-original-"))
         try:
             restore_folder(release, restoration, folder / "original")
-            data = load_directory(str(folder / "original"), _restored_labels(folder / "original"))
+            data = load_directory(str(folder / "original"), _restored_labels(folder / "original"), **working_of(release))
         except BaseException:  # no scratch copy outlives a failure
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -106,7 +114,7 @@ def _recorded_original(release: Release) -> MedMNISTData | FolderData:
     if release.manifest.get("format") in ("folder", "dicom"):
         if not path.is_dir():
             raise missing
-        data = load_directory(str(path), source.get("labels"))
+        data = load_directory(str(path), source.get("labels"), **working_of(release))
         if data.fingerprint() != source["sha256"]:
             raise missing
         return data

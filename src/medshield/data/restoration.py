@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -32,6 +34,7 @@ from .sealing import default_key_path, manifest_digest, new_key, new_release_id,
 
 RESTORATION = "restoration.sealed"
 CHUNK = 256
+CHUNK_BYTES = 1 << 22  # written a few MiB at a time
 
 
 @dataclass
@@ -64,8 +67,9 @@ def write_restoration(folder: Path, sealed: Sealed, manifest: dict, perturbation
                       "shape": tuple(perturbation.shape)}
             with archive.open("perturbation.npy", "w", force_zip64=True) as handle:
                 np.lib.format.write_array_header_1_0(handle, header)
-                for start in range(0, len(perturbation), CHUNK):
-                    handle.write(np.ascontiguousarray(perturbation[start:start + CHUNK]).tobytes())
+                rows = max(1, CHUNK_BYTES // max(1, perturbation[:1].nbytes))  # a folder's is flat: one value a row
+                for start in range(0, len(perturbation), rows):
+                    handle.write(np.ascontiguousarray(perturbation[start:start + rows]).tobytes())
             archive.writestr("record.json", json.dumps(record))
             for rel, path in (originals or {}).items():
                 archive.write(path, f"originals/{rel}")
@@ -97,16 +101,28 @@ class Restoration:
     def perturbation(self, chunk: int = CHUNK) -> Iterator[tuple[slice, np.ndarray]]:
         """``(rows, released minus original)`` for the train images, ``chunk`` rows at a time."""
         with self._archive.open("perturbation.npy") as handle:
-            version = np.lib.format.read_magic(handle)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = read_header(handle)
-            if fortran or dtype.hasobject:
-                raise InputError("the restoration payload holds an unexpected array")
+            shape, dtype = _header(handle)
             per_row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
             for start in range(0, shape[0], chunk):
                 rows = min(chunk, shape[0] - start)
                 block = np.frombuffer(handle.read(rows * per_row), dtype=dtype).reshape(rows, *shape[1:])
                 yield slice(start, start + rows), block
+
+    @contextmanager
+    def file_perturbations(self) -> Iterator[Callable[[tuple], np.ndarray]]:
+        """``take(shape)``: the next file's released minus original, for files of their own sizes
+        (a folder release stores them one after another; a fixed-shape array reads the same way)."""
+        with self._archive.open("perturbation.npy") as handle:
+            _, dtype = _header(handle)
+
+            def take(shape: tuple) -> np.ndarray:
+                size = math.prod(shape) * dtype.itemsize
+                raw = handle.read(size)
+                if len(raw) != size:
+                    raise InputError("the restoration payload holds fewer values than the release's train images")
+                return np.frombuffer(raw, dtype=dtype).reshape(shape)
+
+            yield take
 
     def original_bytes(self, rel: str) -> bytes | None:
         """The original file of a JPEG train image, or None where pixels restore it."""
@@ -124,6 +140,16 @@ class Restoration:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _header(handle) -> tuple[tuple, np.dtype]:
+    """Shape and dtype of the ``.npy`` stream at ``handle``, checked to be a plain array."""
+    version = np.lib.format.read_magic(handle)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read_header(handle)
+    if fortran or dtype.hasobject:
+        raise InputError("the restoration payload holds an unexpected array")
+    return shape, dtype
 
 
 def restore_rows(released, restoration: Restoration) -> Iterator[tuple[slice, np.ndarray]]:

@@ -31,11 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bounds import pixel_change
+from ..bounds import files_change, pixel_change
 from ..errors import InputError
 from .bounded import read_npy, read_npz
+from .duplicates import duplicate_report
 from .medmnist import load
-from .opening import check_same_layout, load_directory, original_of, read_release
+from .opening import check_same_layout, load_directory, original_of, read_release, working_of
 from .restoration import RESTORATION
 from .sealing import KEY_FORMAT, MAGIC, default_key_path, read_key_file
 from .signing import PROBLEMS, file_problems, pinned_fingerprint, read_manifest, signature_problem
@@ -66,18 +67,27 @@ def verify_release(path: str | Path, key: str | Path | None = None, original: st
         secrets = [content["key"], base64.b64encode(content["key"])] + ([input_path.encode()] if input_path else [])
     rows = [_signature(folder, body, manifest, pinned), _files(folder, manifest), _sealed(folder, manifest),
             _private(folder, manifest, files, secrets)]
+    try:
+        release = read_release(folder)
+    except InputError as exc:  # the release (not the arguments) is unreadable: the checks above name the file
+        return rows + [row("bounds", False, f"not measurable: {exc}")]
+    if getattr(release.data, "pairs", None) is not None and manifest.get("format") == "folder":
+        rows.append(_duplicates(release.data))
     if key is None and original is None:
         rows.append(row("bounds", None, "not checked: pass --key (the release's key) or --original (its input)"))
         return rows
     try:
-        release = read_release(folder)
-        clean = original_of(release, key).images("train") if original is None else None
-    except InputError as exc:  # the release (not the arguments) is unreadable or does not restore
+        clean = original_of(release, key) if original is None else None
+    except InputError as exc:  # the release does not restore
         rows.append(row("bounds", False, f"not measurable: {exc}"))
         return rows
     if clean is None:
         clean = _given(original, labels, release)
-    rows.append(_bounds(release, clean))
+    if manifest.get("format") == "folder":  # files of their own sizes: compared file by file
+        rows.append(_bounds(release, files_change(_file_pairs(release, clean))))
+        return rows
+    clean = clean.images("train")
+    rows.append(_bounds(release, pixel_change(clean, release.data.images("train"))))
     if not manifest.get("format"):  # an .npz release: its arrays are readable by anyone
         rows.append(_arrays(files, clean, release.data.images("train")))
     return rows
@@ -88,10 +98,10 @@ def row(check: str, ok: bool | None, detail: str) -> dict:
 
 
 def _given(original: str, labels: str | None, release):
-    """The train images of ``--original``, unchecked beyond their shape: how far they are is the check."""
-    data = load_directory(original, labels) if Path(original).is_dir() else load(original)
+    """The dataset ``--original``, unchecked beyond its train images' shape: how far they are is the check."""
+    data = load_directory(original, labels, **working_of(release)) if Path(original).is_dir() else load(original)
     check_same_layout(release, data, original)
-    return data.images("train")
+    return data
 
 
 def _signature(folder: Path, body: bytes, manifest: dict, pinned: str | None) -> dict:
@@ -153,13 +163,34 @@ def _private(folder: Path, manifest: dict, files: list[Path], secrets: list[byte
     return row("private", True, f"no {scope}key file, private field, absolute path or host name in {len(files)} files")
 
 
-def _bounds(release, original) -> dict:
+def _file_pairs(release, clean):
+    """(original, released) pixels of each train file at its own size, matched by name."""
+    renamed = release.manifest.get("renamed") or {}
+    released = {rel: rel for rel in (release.data.files[i] for i in release.data.indices("train"))}
+    for i in clean.indices("train"):
+        rel = clean.files[i]
+        yield clean.read_file(clean.path / rel), release.data.read_file(release.path / released[renamed.get(rel, rel)])
+
+
+def _duplicates(data) -> dict:
+    """Duplicates in the release as published; a val/test image that sits in train is a warning."""
+    report = duplicate_report(data.files, list(data.split), data.pairs)
+    within = report["pairs"].get("train") or {}
+    detail = (f"{within.get('byte-identical', 0)} byte-identical and {within.get('near-identical', 0)} near-identical "
+              f"pairs within train; {report['held_out_images_in_train']} val/test images also in train")
+    if report["held_out_images_in_train"]:
+        example = next(e["examples"][0] for name, e in report["pairs"].items() if name.startswith("train/"))
+        return {**row("duplicates", None, f"{detail} (e.g. {example[0]} and {example[1]}): accuracy on that split "
+                                          "overstates what a model learned"), "warning": True}
+    return row("duplicates", True, detail)
+
+
+def _bounds(release, now: dict) -> dict:
     measured = release.manifest.get("measured") or {}
     limit_linf, limit_l0 = measured.get("limit_linf"), measured.get("limit_l0", 1.0)
-    now = pixel_change(original, release.data.images("train"))
     if limit_linf is None:
         return row("bounds", False, "the manifest states no radius (measured.limit_linf)")
-    within = now["linf"] <= limit_linf and now["changed_positions_max"] <= limit_l0 * now["positions_per_image"]
+    within = now["linf"] <= limit_linf and now["l0_max"] <= limit_l0 + 1e-12  # per image, at its own size
     detail = (f"L-inf {now['linf']} (limit {limit_linf}), at most {100 * now['l0_max']:.1f} % of positions changed "
               f"(limit {100 * limit_l0:g} %), on the released bytes")
     if not within and measured.get("lossy_jpeg_output"):

@@ -91,6 +91,23 @@ def verdict(evaluation: dict) -> str:
     return line
 
 
+def _folder_section(manifest: dict) -> str:
+    """An image folder's layout, working form, duplicates and leaks, as the manifest records them."""
+    working, duplicates = manifest.get("working") or {}, manifest["duplicates"]
+    rows = [["layout", (manifest.get("layout") or {}).get("kind", "-")],
+            ["working channels", f"{working.get('channels')} ({working.get('channels_chosen')})"],
+            ["working size", f"{working.get('size') or 'own'} ({working.get('size_chosen')}; {working.get('sizes')} sizes)"],
+            ["hidden/system files skipped", manifest.get("skipped_files", 0)],
+            ["files that are not images", len(manifest.get("other_files") or [])]]
+    rows += [[f"duplicate pairs {where}", f"{entry['byte-identical']} byte-identical, {entry['near-identical']} near-identical "
+                                         f"(e.g. {entry['examples'][0][0]} and {entry['examples'][0][1]})"]
+             for where, entry in duplicates["pairs"].items()]
+    leak = duplicates["held_out_images_in_train"]
+    warning = (f'<p class="verdict">Warning: {leak} val/test images also sit in train; accuracy measured on them '
+               "overstates what a model learned.</p>") if leak else ""
+    return "<h2>The folder</h2>" + _table(["", "value"], rows) + warning
+
+
 def build_report(run_dir: str | Path, out: str | Path | None = None, segmentation_model: str | None = None, *,
                  key: str | Path | None = None, original: str | None = None) -> Path:
     run_dir = Path(run_dir).expanduser().resolve()
@@ -130,6 +147,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, segmentatio
             ["precision", manifest.get("precision", "fp32")], ["release id", manifest.get("release_id", "-")]]
     rows += [[f"param: {k}", v] for k, v in manifest["params"].items()]
     sections.append(_table(["setting", "value"], rows))
+    if manifest.get("duplicates"):
+        sections.append(_folder_section(manifest))
 
     sections.append("<h2>Utility: how much the images changed</h2>")
     rows = []
