@@ -22,7 +22,7 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from ..models.augment import TRANSFORMS
+from ..models.augment import transform_distribution
 from ..models.pgd import pgd, project_linf
 from ._checkpoint import restore_run, save_run
 from ._source import SourceModel, accuracy
@@ -131,7 +131,7 @@ class ErrorMinimizingLoop(Protection):
         self._init_noise(x, y, num_classes, generator)
         source = SourceModel.of(self)
         model = source.build(x, num_classes, self._precision)
-        transform = TRANSFORMS[self.transform]
+        transform = transform_distribution(self.transform)
         checkpoint = self._checkpoint
         saved = {"stage": "source", "train": None, "final_done": 0}
         if checkpoint is not None and self._resume:  # continue a killed run: everything as it was when saved
