@@ -26,7 +26,7 @@ from scipy import ndimage
 
 from .._registry import Registry
 from ..errors import InputError
-from ..models.pgd import pgd, project_linf
+from ..models.pgd import adversarial
 from ..models.transforms import random_boxes
 from ..units import parse_assignments
 
@@ -222,14 +222,9 @@ def cutmix(alpha: float = 1.0) -> Defense:
 
 class _Adversarial(_Train):
     def loss(self, model, x, y, generator, num_classes):
-        eps = self.params["eps"]
-        delta = project_linf(((torch.rand(x.shape, generator=generator) * 2 - 1) * eps).to(x.device), x, eps)
-        was_training = model.training
-        model.eval()
-        delta = pgd(model, x, delta, y, steps=self.params["steps"], step_size=self.params["step_size"], eps=eps,
-                    descend=False)
-        model.train(was_training)
-        return super().loss(model, x + delta, y, generator, num_classes)
+        example = adversarial(model, x, y, eps=self.params["eps"], steps=self.params["steps"],
+                              step_size=self.params["step_size"], generator=generator)
+        return super().loss(model, example, y, generator, num_classes)
 
 
 @DEFENSES.register("adversarial")

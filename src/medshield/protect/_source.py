@@ -141,6 +141,7 @@ def train_source(
     progress: bool = True,
     resume: dict | None = None,
     after_step: Callable[[int, Callable[[], dict]], None] | None = None,
+    loss: Callable | None = None,
 ) -> int:
     """Train ``model`` for ``steps`` SGD steps; returns the number of steps run.
 
@@ -149,6 +150,7 @@ def train_source(
     the clean images); ``stop(step)`` ends training early when it returns True.
     ``after_step(steps_done, state)`` is called after every step with a function returning this
     loop's state (step, sample order, optimizer, schedule), which ``resume`` continues from.
+    ``loss(model, inputs, labels)`` -> (loss, logits) replaces cross-entropy (REM's adversarial loss).
     """
     optimizer = make_optimizer(model, "sgd", lr=lr, momentum=momentum, weight_decay=weight_decay)
     scheduler = make_schedule(optimizer, "multistep", total=steps, milestones=lr_milestones, decay=lr_decay)
@@ -169,11 +171,11 @@ def train_source(
             order = torch.cat([order, torch.randperm(n, generator=generator)])
         index, order = order[:batch_size].to(device), order[batch_size:]
         batch = x[index] if prepare is None else prepare(index, step)
-        loss, logits = train_step(model, optimizer, scheduler, transform(batch, generator), y[index])
+        value, logits = train_step(model, optimizer, scheduler, transform(batch, generator), y[index], loss)
         acc = (logits.argmax(1) == y[index]).float().mean().item()
-        bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.3f}")
+        bar.set_postfix(loss=f"{value.item():.3f}", acc=f"{acc:.3f}")
         if log is not None and (step % 50 == 0 or step == steps - 1):
-            log.append({"step": step, "loss": round(loss.item(), 4), "acc": round(acc, 4)})
+            log.append({"step": step, "loss": round(value.item(), 4), "acc": round(acc, 4)})
         if stop is not None and stop(step):
             if log is not None:
                 log.append({"step": step, "stopped": True})
