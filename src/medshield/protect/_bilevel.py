@@ -34,6 +34,7 @@ from ..errors import InputError
 from ..models.augment import transform_distribution
 from ..models.pgd import adversarial, pgd, project_linf
 from ._checkpoint import restore_run, save_run
+from ._ops import low_frequency
 from ._source import SourceModel, accuracy
 from ._storage import NoiseStore
 from .base import Protection, check_range
@@ -63,6 +64,9 @@ class ErrorMinimizingLoop(Protection):
         radius, and the source model trains on them (0: plain error-minimizing noise).
     adv_steps : int, default=10
         PGD ascent steps of each adversarial example.
+    dct_keep : int, default=8
+        Keep only the dct_keep x dct_keep lowest DCT frequencies of each 8x8 block of the noise
+        (what JPEG at low quality keeps), projected after every step; 8: no constraint.
     adv_step_size : float or None, default=2*adv_eps/adv_steps
         Their step (None: 2 adv_eps / adv_steps, at most adv_eps; the reference's 0.8/255 at
         rho_a 4/255 and 10 steps).
@@ -87,6 +91,7 @@ class ErrorMinimizingLoop(Protection):
         adv_eps: float = 0.0,
         adv_steps: int = 10,
         adv_step_size: float | None = None,
+        dct_keep: int = 8,
         **source,
     ):
         super().__init__(eps=eps)
@@ -113,6 +118,8 @@ class ErrorMinimizingLoop(Protection):
         if adv_eps:
             check_range(name, "adv_step_size", adv_step_size, 1e-6, 2 * adv_eps, " (a fraction of the range: 0.8/255)")
         self.adv_eps, self.adv_steps, self.adv_step_size = adv_eps, adv_steps, adv_step_size
+        check_range(name, "dct_keep", dct_keep, 1, 8, " (DCT frequencies kept per 8x8 block and axis)")
+        self.dct_keep = dct_keep
 
     # Hooks for methods that restrict where the noise goes (SALM's mask).
     def _start(self, delta: torch.Tensor) -> torch.Tensor:
@@ -130,7 +137,11 @@ class ErrorMinimizingLoop(Protection):
             delta = (torch.rand(xb.shape, generator=generator).to(xb.device) * 2 - 1) * self.eps
         else:
             delta = torch.zeros_like(xb)
-        return self._start(project_linf(delta, xb, self.eps))
+        return self._start(self._shaped(delta, xb))
+
+    def _shaped(self, delta: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
+        """``delta`` in the radius and the range, and (with ``dct_keep`` < 8) in the low block frequencies first."""
+        return project_linf(low_frequency(delta, self.dct_keep), xb, self.eps)
 
     def _adversarial(self, model, batch, labels, generator):
         """``batch``'s adversarial example within ``adv_eps``, the perturbation held fixed: gradients
@@ -195,7 +206,7 @@ class ErrorMinimizingLoop(Protection):
             d = pgd(model, xb, self._load(index, yb), yb, steps=self.pgd_steps, step_size=self.step_size, eps=self.eps,
                     descend=True, transform=transform, generator=generator, samples=self.samples,
                     mask=lambda grad, delta, pgd_step: self._update_mask(grad, delta, index, step, pgd_step),
-                    constrain=lambda delta: self._constrain(delta, index),
+                    constrain=lambda delta: self._constrain(self._shaped(delta, xb) if self.dct_keep < 8 else delta, index),
                     inner=(lambda batch: self._adversarial(model, batch, yb, generator)) if self.adv_eps else None)
             self._store(index, yb, d)
             return xb + self._load(index, yb)
