@@ -64,12 +64,12 @@ class ErrorMinimizingLoop(Protection):
         radius, and the source model trains on them (0: plain error-minimizing noise).
     adv_steps : int, default=10
         PGD ascent steps of each adversarial example.
-    dct_keep : int, default=8
-        Keep only the dct_keep x dct_keep lowest DCT frequencies of each 8x8 block of the noise
-        (what JPEG at low quality keeps), projected after every step; 8: no constraint.
     adv_step_size : float or None, default=2*adv_eps/adv_steps
         Their step (None: 2 adv_eps / adv_steps, at most adv_eps; the reference's 0.8/255 at
         rho_a 4/255 and 10 steps).
+    dct_keep : int, default=8
+        Keep only the dct_keep x dct_keep lowest DCT frequencies of each 8x8 block of the noise
+        (what JPEG at low quality keeps), projected after every step; 8: no constraint.
     batch_size, arch, width, lr, momentum, weight_decay, lr_decay, lr_milestones, transform
         The source model (``SourceModel``).
     """
