@@ -194,7 +194,7 @@ def _run(args) -> int:
             print(f"{name}: {(PROTECTIONS.get(name).__doc__ or '').strip().splitlines()[0]}")
             docs = parameter_docs(name)
             for key, value in method_parameters(name).items():
-                text = f"{shown(key, value)}/255" if key in RADIUS_PARAMS else repr(value)
+                text = f"{shown(key, value)}/255" if key in RADIUS_PARAMS and value is not None else repr(value)
                 print(f"  {key} = {text}" + (f"  {docs[key]}" if docs.get(key) else ""))
         return 0
     if args.verb == "protect":

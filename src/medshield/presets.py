@@ -14,7 +14,9 @@ PRESETS: dict[str, dict[str, dict]] = {
     "cpu": {
         "protect": {"steps": 300, "width": 16},
         # TAP's reference search (40 clean epochs, 250 PGD steps x 8 restarts) is ~100x SALM's cost.
-        "methods": {"tap": {"source_epochs": 8, "pgd_steps": 20, "restarts": 1}},
+        "methods": {"tap": {"source_epochs": 8, "pgd_steps": 20, "restarts": 1},
+                    # REM's reference (J = 5, 10 ascent steps) costs ~50x EM per step; J = 1 and 2 steps ~3x.
+                    "rem": {"samples": 1, "adv_steps": 2}},
         # A fixed number of iterations, as in the paper (20,000), so small sets (Breast: 546
         # images) train as long as large ones: 600 iterations = 6.4 epochs of BloodMNIST.
         "victim": {"width": 16, "iterations": 600},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .errors import InputError
 
-RADIUS_PARAMS = ("eps", "step_size")
+RADIUS_PARAMS = ("eps", "step_size", "adv_eps", "adv_step_size")
 TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
 

@@ -138,3 +138,29 @@ def test_strong_augment_draws_each_ingredient_with_probability_half():
     untouched = (_strong_augment(x, generator) == x).flatten(1).all(1).float().mean().item()
     assert 0.015 < untouched < 0.06  # five ingredients on a gray image, none drawn: 1/32
     assert (_strong_augment(x, generator, p=1.0) == x).flatten(1).all(1).sum() == 0
+
+
+def test_adversarial_training_through_train_victim_stays_within_its_radius(tiny_npz, monkeypatch):
+    """End to end (the training loop, not only the defense's loss): every batch a victim trains on
+    under ``adversarial:eps=4`` lies within 4/255 of real training images and in [0, 1]."""
+    from medshield.evaluate import train as train_module
+
+    trained_on = []
+    build = train_module.create_model
+
+    def recording_model(*args, **kwargs):
+        net = build(*args, **kwargs)
+        net.register_forward_pre_hook(lambda module, inputs: trained_on.append(inputs[0].detach().clone())
+                                      if module.training else None)
+        return net
+
+    monkeypatch.setattr(train_module, "create_model", recording_model)
+    data = load(str(tiny_npz))
+    recipe = Recipe(arch="small-cnn", width=4, epochs=1, iterations=None, augment=False, batch_size=40)
+    train_victim(data, data, recipe, seed=0, progress=False, defense=parse_defense("adversarial:eps=4,steps=2"))
+    clean = torch.from_numpy(data.images("train")).float().div(255).flatten(1)
+    assert len(trained_on) == 3  # 120 images in batches of 40
+    for batch in trained_on:
+        distance = (batch.flatten(1)[:, None, :] - clean[None]).abs().amax(dim=2).min(dim=1).values
+        assert distance.max() <= 4 / 255 + 1e-6 and distance.max() > 1 / 255
+        assert batch.min() >= 0 and batch.max() <= 1

@@ -14,6 +14,7 @@ from conftest import synthetic_npz
 TINY = {
     "salm": dict(steps=3, width=4, batch_size=32, pgd_steps=2),
     "em": dict(steps=3, width=4, batch_size=32, pgd_steps=2),
+    "rem": dict(steps=3, width=4, batch_size=32, pgd_steps=2, adv_steps=2, samples=1),
     "tap": dict(source_epochs=1, pgd_steps=3, restarts=2, width=4, batch_size=32),
     "sp": {},
     "random": {},

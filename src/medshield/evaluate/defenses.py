@@ -26,7 +26,8 @@ from scipy import ndimage
 
 from .._registry import Registry
 from ..errors import InputError
-from ..models.pgd import pgd, project_linf
+from ..models.pgd import adversarial
+from ..models.transforms import random_boxes
 from ..units import parse_assignments
 
 DEFENSES: Registry = Registry("defense")
@@ -179,22 +180,11 @@ class _Train(Defense):
         return F.cross_entropy(logits, y), logits
 
 
-def _box(n, height, width, area, generator):
-    """Random boxes of a given area fraction (per image), clipped to the image."""
-    side_h = (height * area.sqrt()).round().long()
-    side_w = (width * area.sqrt()).round().long()
-    cy = torch.randint(0, height, (n,), generator=generator)
-    cx = torch.randint(0, width, (n,), generator=generator)
-    rows, cols = torch.arange(height).view(1, -1, 1), torch.arange(width).view(1, 1, -1)
-    top, left = (cy - side_h // 2).view(-1, 1, 1), (cx - side_w // 2).view(-1, 1, 1)
-    return (rows >= top) & (rows < top + side_h.view(-1, 1, 1)) & (cols >= left) & (cols < left + side_w.view(-1, 1, 1))
-
-
 class _CutOut(_Train):
     def loss(self, model, x, y, generator, num_classes):
         n, _, h, w = x.shape
         size = self.params["size"] or max(1, round(min(h, w) / 2))
-        box = _box(n, h, w, torch.full((n,), (size / h) * (size / w)), generator).to(x.device)
+        box = random_boxes(n, h, w, torch.full((n,), (size / h) * (size / w)), generator).to(x.device)
         return super().loss(model, x * ~box.unsqueeze(1), y, generator, num_classes)
 
 
@@ -213,7 +203,7 @@ class _Mix(_Train):
             mixed = lam * x + (1 - lam) * x[perm]
         else:
             n, _, h, w = x.shape
-            box = _box(1, h, w, torch.tensor([1 - lam]), generator)[0].to(x.device)
+            box = random_boxes(1, h, w, torch.tensor([1 - lam]), generator)[0].to(x.device)
             mixed = torch.where(box, x[perm], x)
             lam = 1 - box.float().mean().item()
         logits = model(mixed)
@@ -232,14 +222,9 @@ def cutmix(alpha: float = 1.0) -> Defense:
 
 class _Adversarial(_Train):
     def loss(self, model, x, y, generator, num_classes):
-        eps = self.params["eps"]
-        delta = project_linf(((torch.rand(x.shape, generator=generator) * 2 - 1) * eps).to(x.device), x, eps)
-        was_training = model.training
-        model.eval()
-        delta = pgd(model, x, delta, y, steps=self.params["steps"], step_size=self.params["step_size"], eps=eps,
-                    descend=False)
-        model.train(was_training)
-        return super().loss(model, x + delta, y, generator, num_classes)
+        example = adversarial(model, x, y, eps=self.params["eps"], steps=self.params["steps"],
+                              step_size=self.params["step_size"], generator=generator)
+        return super().loss(model, example, y, generator, num_classes)
 
 
 @DEFENSES.register("adversarial")
@@ -289,7 +274,7 @@ def _strong_augment(x, generator, p: float = 0.5):
         order = torch.stack([torch.randperm(c, generator=generator) for _ in range(n)]).to(dev)
         x = torch.where(chosen(), x.gather(1, order.view(n, c, 1, 1).expand_as(x)), x)
     x = torch.where(chosen(), x + 0.05 * torch.randn(x.shape, generator=generator).to(dev), x)
-    erase = _box(n, h, w, 0.02 + 0.2 * torch.rand(n, generator=generator), generator).to(dev).unsqueeze(1) & chosen()
+    erase = random_boxes(n, h, w, 0.02 + 0.2 * torch.rand(n, generator=generator), generator).to(dev).unsqueeze(1) & chosen()
     return torch.where(erase, torch.rand(n, 1, 1, 1, generator=generator).to(dev), x).clamp(0, 1)
 
 

@@ -1,7 +1,8 @@
 """Projected gradient descent on a network's input: the one loop every method and defense runs.
 
 Error-minimizing noise (EM, SALM) and targeted poisons (TAP) descend the cross-entropy of their
-labels; adversarial training ascends it. Each step moves the perturbation by ``step_size`` along
+labels; adversarial training ascends it (``adversarial``), and robust error-minimizing noise
+(REM) descends the loss of the adversarial example of each transformed image. Each step moves the perturbation by ``step_size`` along
 the gradient's sign (only where a mask allows), then projects it back into the L-inf ball and
 the valid pixel range. ``eps`` and ``step_size`` are fractions of the range (8/255).
 """
@@ -36,18 +37,18 @@ def pgd(model, x: torch.Tensor, delta: torch.Tensor, labels: torch.Tensor, *, st
     ``transform(batch, generator)``: a random transformation the loss is averaged over, drawn
     ``samples`` times per step (the gradients are summed). ``mask(grad, delta, step)``: where this
     step may move (None: everywhere). ``constrain(delta)``: applied after each projection (a
-    method's own constraint). ``inner(batch)``: what the model sees instead of the perturbed
-    batch, e.g. an adversarial perturbation on top for robust methods. Returns the new delta.
+    method's own constraint). ``inner(batch)``: what the model sees instead of the transformed
+    perturbed batch, e.g. its adversarial example for robust methods. Returns the new delta.
     """
     for step in range(steps):
         delta.requires_grad_(True)
         grad = torch.zeros_like(delta)
         for _ in range(samples):
             batch = x + delta
-            if inner is not None:
-                batch = inner(batch)
             if transform is not None:
                 batch = transform(batch, generator)
+            if inner is not None:
+                batch = inner(batch)
             grad += torch.autograd.grad(F.cross_entropy(model(batch), labels), delta)[0]
         delta = delta.detach()
         delta = signed_step(delta, grad, step_size, x, eps, descend=descend,
@@ -55,3 +56,16 @@ def pgd(model, x: torch.Tensor, delta: torch.Tensor, labels: torch.Tensor, *, st
         if constrain is not None:
             delta = constrain(delta)
     return delta
+
+
+def adversarial(model, x: torch.Tensor, labels: torch.Tensor, *, eps: float, steps: int, step_size: float,
+                generator: torch.Generator) -> torch.Tensor:
+    """``x``'s adversarial example: PGD *ascent* within ``eps`` from a uniform random start (Madry et
+    al.), the model in eval mode meanwhile (batch statistics untouched). Detached from ``x``."""
+    x = x.detach()
+    start = project_linf(((torch.rand(x.shape, generator=generator) * 2 - 1) * eps).to(x.device), x, eps)
+    was_training = model.training
+    model.eval()
+    delta = pgd(model, x, start, labels, steps=steps, step_size=step_size, eps=eps, descend=False)
+    model.train(was_training)
+    return x + delta

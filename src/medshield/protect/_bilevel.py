@@ -7,6 +7,13 @@ the final model, so samples never drawn also get noise. Training stops after M s
 earlier with ``stop_accuracy`` (the original EM rule: the source model's accuracy on the whole
 perturbed training set, checked once per pass over the data, reaches the threshold).
 
+With ``adv_eps`` > 0 the loop is REM's (Fu et al. ICLR 2022): the source model trains on the
+adversarial examples (radius ``adv_eps``) of the transformed perturbed batch, and each PGD step
+on the noise descends the loss of the adversarial example of every transformed draw, the
+adversarial perturbation held fixed while the gradient flows through the image (Danskin's
+theorem, as the reference code does). The noise so learns to stay error-minimizing for a model a
+trainer hardens with adversarial training up to ``adv_eps``.
+
 Subclasses decide where the noise may go through ``_update_mask`` (which positions a PGD step
 may change) and ``_constrain`` (what the noise must satisfy after each step), and how it is
 stored through ``_init_noise``/``_load``/``_store`` (per sample, or per class).
@@ -20,11 +27,14 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..models.augment import TRANSFORMS
-from ..models.pgd import pgd, project_linf
+from ..errors import InputError
+from ..models.augment import transform_distribution
+from ..models.pgd import adversarial, pgd, project_linf
 from ._checkpoint import restore_run, save_run
+from ._ops import low_frequency
 from ._source import SourceModel, accuracy
 from ._storage import NoiseStore
 from .base import Protection, check_range
@@ -49,6 +59,17 @@ class ErrorMinimizingLoop(Protection):
     stop_accuracy : float or None, default=None
         The original EM stop rule (e.g. 0.99): end source training once its accuracy on the
         perturbed train set reaches it; ``steps`` is then the upper limit.
+    adv_eps : float, default=0
+        REM's rho_a, below eps: the noise minimizes the loss of adversarial examples within this
+        radius, and the source model trains on them (0: plain error-minimizing noise).
+    adv_steps : int, default=10
+        PGD ascent steps of each adversarial example.
+    adv_step_size : float or None, default=2*adv_eps/adv_steps
+        Their step (None: 2 adv_eps / adv_steps, at most adv_eps; the reference's 0.8/255 at
+        rho_a 4/255 and 10 steps).
+    dct_keep : int, default=8
+        Keep only the dct_keep x dct_keep lowest DCT frequencies of each 8x8 block of the noise
+        (what JPEG at low quality keeps), projected after every step; 8: no constraint.
     batch_size, arch, width, lr, momentum, weight_decay, lr_decay, lr_milestones, transform
         The source model (``SourceModel``).
     """
@@ -67,6 +88,10 @@ class ErrorMinimizingLoop(Protection):
         samples: int = 1,
         final_pass: bool = True,
         stop_accuracy: float | None = None,
+        adv_eps: float = 0.0,
+        adv_steps: int = 10,
+        adv_step_size: float | None = None,
+        dct_keep: int = 8,
         **source,
     ):
         super().__init__(eps=eps)
@@ -85,6 +110,16 @@ class ErrorMinimizingLoop(Protection):
         if stop_accuracy is not None:
             check_range(name, "stop_accuracy", stop_accuracy, 0.0, 1.0, " (a fraction: 0.99)")
         self.stop_accuracy = stop_accuracy
+        if not 0 <= adv_eps < eps:
+            raise InputError(f"{name}: adv_eps must be in [0, eps) (REM's rho_a below the noise's radius rho_u), got "
+                             f"adv_eps={adv_eps!r} with eps={eps!r} (fractions of the range: 4/255)")
+        check_range(name, "adv_steps", adv_steps, 1, 10_000)
+        adv_step_size = min(adv_eps, 2 * adv_eps / adv_steps) if adv_step_size is None else adv_step_size
+        if adv_eps:
+            check_range(name, "adv_step_size", adv_step_size, 1e-6, 2 * adv_eps, " (a fraction of the range: 0.8/255)")
+        self.adv_eps, self.adv_steps, self.adv_step_size = adv_eps, adv_steps, adv_step_size
+        check_range(name, "dct_keep", dct_keep, 1, 8, " (DCT frequencies kept per 8x8 block and axis)")
+        self.dct_keep = dct_keep
 
     # Hooks for methods that restrict where the noise goes (SALM's mask).
     def _start(self, delta: torch.Tensor) -> torch.Tensor:
@@ -102,7 +137,26 @@ class ErrorMinimizingLoop(Protection):
             delta = (torch.rand(xb.shape, generator=generator).to(xb.device) * 2 - 1) * self.eps
         else:
             delta = torch.zeros_like(xb)
-        return self._start(project_linf(delta, xb, self.eps))
+        return self._start(self._shaped(delta, xb))
+
+    def _shaped(self, delta: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
+        """``delta`` in the radius and the range, and (with ``dct_keep`` < 8) in the low block frequencies first."""
+        return project_linf(low_frequency(delta, self.dct_keep), xb, self.eps)
+
+    def _adversarial(self, model, batch, labels, generator):
+        """``batch``'s adversarial example within ``adv_eps``, the perturbation held fixed: gradients
+        flow to ``batch`` as through the identity (REM's inner maximization)."""
+        fixed = batch.detach()
+        example = adversarial(model, fixed, labels, eps=self.adv_eps, steps=self.adv_steps, step_size=self.adv_step_size,
+                              generator=generator)
+        return batch + (example - fixed)
+
+    def _robust_loss(self, generator):
+        """The source model's training loss with ``adv_eps``: cross-entropy on adversarial examples."""
+        def loss(model, inputs, labels):
+            logits = model(self._adversarial(model, inputs, labels, generator))
+            return F.cross_entropy(logits, labels), logits
+        return loss if self.adv_eps else None
 
     # Where the noise is stored: per sample on disk (class-wise EM overrides these).
     def _init_noise(self, x, y: torch.Tensor, num_classes: int, generator: torch.Generator) -> None:
@@ -131,7 +185,7 @@ class ErrorMinimizingLoop(Protection):
         self._init_noise(x, y, num_classes, generator)
         source = SourceModel.of(self)
         model = source.build(x, num_classes, self._precision)
-        transform = TRANSFORMS[self.transform]
+        transform = transform_distribution(self.transform)
         checkpoint = self._checkpoint
         saved = {"stage": "source", "train": None, "final_done": 0}
         if checkpoint is not None and self._resume:  # continue a killed run: everything as it was when saved
@@ -152,7 +206,8 @@ class ErrorMinimizingLoop(Protection):
             d = pgd(model, xb, self._load(index, yb), yb, steps=self.pgd_steps, step_size=self.step_size, eps=self.eps,
                     descend=True, transform=transform, generator=generator, samples=self.samples,
                     mask=lambda grad, delta, pgd_step: self._update_mask(grad, delta, index, step, pgd_step),
-                    constrain=lambda delta: self._constrain(delta, index))
+                    constrain=lambda delta: self._constrain(self._shaped(delta, xb) if self.dct_keep < 8 else delta, index),
+                    inner=(lambda batch: self._adversarial(model, batch, yb, generator)) if self.adv_eps else None)
             self._store(index, yb, d)
             return xb + self._load(index, yb)
 
@@ -167,7 +222,7 @@ class ErrorMinimizingLoop(Protection):
         if saved["stage"] == "source":
             source.train(model, x, y, steps=self.steps, generator=generator, prepare=perturbed, stop=reached_accuracy,
                          log=self._log, desc=f"{self.name} source steps", progress=progress, resume=saved["train"],
-                         after_step=after_step)
+                         after_step=after_step, loss=self._robust_loss(generator))
             if checkpoint is not None:  # a stage boundary
                 save("final")
         chunks = torch.arange(len(x), device=device).split(self.batch_size)

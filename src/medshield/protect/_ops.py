@@ -57,3 +57,30 @@ def quantize(images: torch.Tensor, delta: torch.Tensor, eps_levels: int, maximum
     """
     steps = torch.round(delta * float(maximum)).clamp(-eps_levels, eps_levels).to(torch.int32)
     return (images.to(torch.int32) + steps).clamp(0, maximum)
+
+
+BLOCK = 8  # JPEG's block side
+
+
+def dct_matrix(size: int = BLOCK) -> torch.Tensor:
+    """The orthonormal DCT-II matrix (rows: frequencies), JPEG's transform of each block's rows and columns."""
+    n = torch.arange(size, dtype=torch.float64)
+    matrix = torch.cos(math.pi * (2 * n[None, :] + 1) * n[:, None] / (2 * size)) * math.sqrt(2 / size)
+    matrix[0] /= math.sqrt(2)
+    return matrix.float()
+
+
+def low_frequency(t: torch.Tensor, keep: int) -> torch.Tensor:
+    """``t`` projected, per 8x8 block (zero-padded at the right and bottom edges), onto its ``keep`` x
+    ``keep`` lowest DCT frequencies: the part of a change that JPEG at low quality keeps."""
+    if keep >= BLOCK:
+        return t
+    n, c, h, w = t.shape
+    padded = torch.nn.functional.pad(t, (0, -w % BLOCK, 0, -h % BLOCK))
+    rows, cols = padded.shape[-2] // BLOCK, padded.shape[-1] // BLOCK
+    blocks = padded.view(n, c, rows, BLOCK, cols, BLOCK).transpose(3, 4)  # (..., rows, cols, 8, 8)
+    d = dct_matrix().to(t.device)
+    coefficients = d @ blocks @ d.T
+    coefficients[..., keep:, :] = 0
+    coefficients[..., :, keep:] = 0
+    return (d.T @ coefficients @ d).transpose(3, 4).reshape(padded.shape)[..., :h, :w]

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from ..errors import InputError
 from ..models import MODELS, create_model
-from ..models.augment import TRANSFORMS
+from ..models.augment import transform_distribution
 from ..models.training import make_optimizer, make_schedule, train_step
 from .base import check_range
 
@@ -48,7 +48,9 @@ class SourceModel:
     lr_milestones : tuple of float, default=(0.4, 0.8)
         Decay points as fractions of the source steps.
     transform : str, default="flip-crop"
-        Transformation distribution T the loss is averaged over.
+        Transformation distribution T the loss is averaged over: a name (flip-crop, none,
+        defense-aware, jpeg-aware) or a spec of members (a+b:2,c; members flip-crop, none, jpeg,
+        gaussian-blur, mean-blur, median-smooth, bitdepth, grayscale, resized-crop, cutout).
     """
 
     batch_size: int = 128
@@ -76,8 +78,10 @@ class SourceModel:
         check_range(owner, "lr", self.lr, 0.0, 10.0)
         if self.arch not in MODELS:
             raise InputError(f"{owner}: unknown source architecture {self.arch!r}; available: {', '.join(MODELS.names())}")
-        if self.transform not in TRANSFORMS:
-            raise InputError(f"{owner}: transform must be one of {', '.join(TRANSFORMS)}, got {self.transform!r}")
+        try:
+            transform_distribution(self.transform)
+        except InputError as exc:
+            raise InputError(f"{owner}: {exc}") from None
         if any(not 0 < m < 1 for m in self.lr_milestones):
             raise InputError(f"{owner}: lr_milestones are fractions of training in (0, 1), got {self.lr_milestones}")
         self.lr_milestones = tuple(self.lr_milestones)
@@ -100,7 +104,7 @@ class SourceModel:
         """``train_source`` with these settings."""
         return train_source(model, x, y, steps=steps, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
                             weight_decay=self.weight_decay, lr_decay=self.lr_decay, lr_milestones=self.lr_milestones,
-                            transform=TRANSFORMS[self.transform], **loop)
+                            transform=transform_distribution(self.transform), **loop)
 
 
 TIMED_STEPS = 4  # source steps timed for the estimate of a run's length
@@ -137,6 +141,7 @@ def train_source(
     progress: bool = True,
     resume: dict | None = None,
     after_step: Callable[[int, Callable[[], dict]], None] | None = None,
+    loss: Callable | None = None,
 ) -> int:
     """Train ``model`` for ``steps`` SGD steps; returns the number of steps run.
 
@@ -145,6 +150,7 @@ def train_source(
     the clean images); ``stop(step)`` ends training early when it returns True.
     ``after_step(steps_done, state)`` is called after every step with a function returning this
     loop's state (step, sample order, optimizer, schedule), which ``resume`` continues from.
+    ``loss(model, inputs, labels)`` -> (loss, logits) replaces cross-entropy (REM's adversarial loss).
     """
     optimizer = make_optimizer(model, "sgd", lr=lr, momentum=momentum, weight_decay=weight_decay)
     scheduler = make_schedule(optimizer, "multistep", total=steps, milestones=lr_milestones, decay=lr_decay)
@@ -165,11 +171,11 @@ def train_source(
             order = torch.cat([order, torch.randperm(n, generator=generator)])
         index, order = order[:batch_size].to(device), order[batch_size:]
         batch = x[index] if prepare is None else prepare(index, step)
-        loss, logits = train_step(model, optimizer, scheduler, transform(batch, generator), y[index])
+        value, logits = train_step(model, optimizer, scheduler, transform(batch, generator), y[index], loss)
         acc = (logits.argmax(1) == y[index]).float().mean().item()
-        bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.3f}")
+        bar.set_postfix(loss=f"{value.item():.3f}", acc=f"{acc:.3f}")
         if log is not None and (step % 50 == 0 or step == steps - 1):
-            log.append({"step": step, "loss": round(loss.item(), 4), "acc": round(acc, 4)})
+            log.append({"step": step, "loss": round(value.item(), 4), "acc": round(acc, 4)})
         if stop is not None and stop(step):
             if log is not None:
                 log.append({"step": step, "stopped": True})

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..models.augment import TRANSFORMS
+from ..models.augment import transform_distribution
 from ..models.pgd import pgd, project_linf
 from ._checkpoint import restore_run, save_run
 from ._source import SourceModel, accuracy
@@ -120,7 +120,7 @@ class TAP(Protection):
 
     def craft(self, model, x, y, *, num_classes, generator, progress=False, start=0):
         """Targeted PGD against ``model``, one batch at a time from batch ``start``: yields (index, the batch's noise)."""
-        transform = TRANSFORMS[self.transform]
+        transform = transform_distribution(self.transform)
         target = self.targets(y, num_classes)
         chunks = torch.arange(len(x), device=x.device).split(self.batch_size)
         for index in tqdm(chunks[start:], desc="tap poisons", disable=not progress, leave=False,

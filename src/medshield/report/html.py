@@ -12,9 +12,12 @@ import html
 import json
 from pathlib import Path
 
+import numpy as np
+
 from .._runtime import now_iso, write_json
 from ..data.opening import open_dataset, original_of
 from ..errors import InputError
+from ..evaluate.detection import DETECTABLE_POINTS, detectability_gap
 from ..evaluate.utility import release_utility
 from .choice import advice
 from .figures import comparison_grid, learning_curves, perturbation_map
@@ -106,6 +109,15 @@ def _folder_section(manifest: dict) -> str:
     warning = (f'<p class="verdict">Warning: {leak} val/test images also sit in train; accuracy measured on them '
                "overstates what a model learned.</p>") if leak else ""
     return "<h2>The folder</h2>" + _table(["", "value"], rows) + warning
+def detectability_section(release: np.ndarray, original: np.ndarray, labels: np.ndarray) -> str:
+    """How fast a linear model fits the release against its original (a trainer's test for poison)."""
+    found = detectability_gap(release, original, labels)
+    verdict_text = ("fits the release clearly faster than the original: a trainer running this test would read the "
+                    "release as poisoned" if found["gap"] >= DETECTABLE_POINTS / 100 else
+                    "fits the release about as fast as the original: this test does not single the release out")
+    return (f"<h2>Detectability</h2><p>A {found['model']} model trained {found['epochs']} epochs fits "
+            f"{_pct(found['release'])} % of the released train images and {_pct(found['original'])} % of the originals "
+            f"({100 * found['gap']:+.1f} points): it {verdict_text} (gap of {DETECTABLE_POINTS:g} points or more).</p>")
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, segmentation_model: str | None = None, *,
@@ -168,6 +180,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, segmentatio
     sections.append(f"<p>{100 * share['changed_in_foreground']:.1f} % of the changed positions lie in the foreground, "
                     f"which covers {100 * share['foreground_area']:.1f} % of the image area.</p>" + _image(map_png, "where the perturbation is"))
 
+    sections.append(detectability_section(data.images("train"), original.images("train"), labels))
     sections.append("<h2>Efficacy: victims trained on the release</h2>")
     if evaluations:
         rows = [[e["recipe"]["arch"], (e.get("defense") or {}).get("name", "none"), _pct(e.get("clean", {}).get("test_accuracy")),
