@@ -27,10 +27,10 @@ from ..errors import InputError
 from .folder import load_folder
 from .release import MANIFEST, Release, check_output_dir, seal_sign_publish, staging_folder
 from .restoration import RESTORATION, Restoration, pixel_digest, restore_rows
-from .signing import PUBLIC_KEY, SIGNATURE, OwnerKey
-from .walk import walk_files
 from .scratch import ScratchArray
 from .sealing import check_key_path, default_key_path
+from .signing import PUBLIC_KEY, SIGNATURE, OwnerKey
+from .walk import walk_files
 
 log = logging.getLogger(__name__)
 LABELS_COPY = "medshield-labels.csv"
