@@ -20,8 +20,11 @@ def write_json(path: str | Path, value) -> Path:
     target = Path(path).expanduser()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.partial-{os.getpid()}"
-    tmp.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(tmp, target)
+    try:
+        tmp.write_text(json.dumps(value, indent=2) + "\n")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)  # after a refused write; after the rename there is nothing to remove
     return target
 
 

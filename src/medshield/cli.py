@@ -47,7 +47,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _limits(p: argparse.ArgumentParser) -> None:  # every verb that reads data
     p.add_argument("--max-input-bytes", type=int, help="refuse an array or image declaring more bytes once decoded "
-                                                        "(default: a quarter of this machine's memory)")
+                                                        "(default: a fifth of this machine's memory)")
 
 
 def _owner(p: argparse.ArgumentParser) -> None:  # how a recipient pins the owner (given by the owner out of band)

@@ -80,7 +80,7 @@ def peak_mb():  # VmHWM: peak resident memory since this process's exec (getrusa
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")) / 1024
 
 
-if input_limit() > 4e9:  # a machine with more than 16 GB: the default limit (a quarter of it) is above 4 GB
+if input_limit() >= 6e9:  # a machine of 30 GB or more: its default limit (a fifth of it) would let the bomb in
     set_input_limit(4 * 10**9)
 before, start = peak_mb(), time.perf_counter()
 try:

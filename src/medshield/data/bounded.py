@@ -7,8 +7,9 @@ is then read to exactly that size, and a member holding more data than its heade
 refused. Images get the same byte limit on the size their header declares, beside Pillow's pixel
 limit.
 
-The limit defaults to a quarter of this machine's memory (``load`` holds every array of a file at
-once, and protection needs as much again); ``--max-input-bytes`` sets it.
+The limit on one array defaults to a fifth of this machine's memory (``load`` holds every array of
+a file at once, and protection needs as much again), all arrays of one file together to twice
+that; ``--max-input-bytes`` sets the first.
 """
 from __future__ import annotations
 
@@ -24,10 +25,10 @@ _limit: int | None = None
 
 
 def input_limit() -> int:
-    """The most bytes one array or image may declare: ``--max-input-bytes``, else a quarter of the RAM."""
+    """The most bytes one array or image may declare: ``--max-input-bytes``, else a fifth of the RAM."""
     if _limit is not None:
         return _limit
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 5
 
 
 def set_input_limit(limit: int | None) -> None:
@@ -37,10 +38,10 @@ def set_input_limit(limit: int | None) -> None:
     _limit = limit
 
 
-def check_declared(nbytes: int, what: str) -> None:
-    """One line when ``what`` declares more bytes than the limit allows."""
-    if nbytes > input_limit():
-        raise InputError(f"{what} declares {_size(nbytes)} once decoded, above the limit of {_size(input_limit())}; "
+def check_declared(nbytes: int, what: str, times: int = 1) -> None:
+    """One line when ``what`` declares more bytes than ``times`` the limit allows."""
+    if nbytes > times * input_limit():
+        raise InputError(f"{what} declares {_size(nbytes)} once decoded, above the limit of {_size(times * input_limit())}; "
                          "if the file is genuine, raise it with --max-input-bytes")
 
 
@@ -59,7 +60,7 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
                 declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
                 check_declared(declared, f"{path}: {name} (shape {shape}, {dtype})")
                 total = sum(a.nbytes for a in arrays.values()) + declared
-                check_declared(total, f"{path} (all its arrays together)")
+                check_declared(total, f"{path} (all its arrays together)", times=2)
                 handle.seek(0)
                 arrays[name] = np.lib.format.read_array(handle, allow_pickle=False)
                 if handle.read(1):

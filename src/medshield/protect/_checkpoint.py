@@ -78,11 +78,13 @@ class Checkpoint:
             _write_checkpoint(target, state, arrays, self.run)
             pointer.write_text(target.name + "\n")
             os.replace(pointer, self.folder / "latest")  # the switch to the new checkpoint: atomic
-        except OSError as exc:
+        except BaseException as exc:  # a refused write, or Ctrl-C: no half-written checkpoint stays
             shutil.rmtree(target, ignore_errors=True)
             pointer.unlink(missing_ok=True)
             if not any(self.folder.iterdir()):
                 self.folder.rmdir()
+            if not isinstance(exc, OSError):
+                raise
             kept = f"the previous one, {previous.name}, is kept" if previous.is_dir() else "there is no earlier one"
             raise InputError(f"cannot write the checkpoint {target} ({exc.strerror}); it was removed and {kept}: free space "
                              "there and rerun with --resume") from None
