@@ -169,7 +169,15 @@ def render(results: Path) -> None:
     text = ("# Image folders as owners hold them (issue 28)\n\n"
             f"Machine: {runs[-1]['cpu_model']}, {runs[-1]['machine']}\n\n"
             f"{markdown_table(['part', 'files', 'wall s', 'peak RSS MiB', 'outcome', 'date', 'commit'], rows)}\n\n"
-            "Wall time and peak RSS of the child process (`/usr/bin/time -v`); folders built from MedMNIST images.\n\n"
+            "Wall time and peak RSS of the child process (`/usr/bin/time -v`, which includes importing torch, about\n"
+            "0.9 GiB); folders built from MedMNIST images (BloodMNIST, some converted to gray, resized to the sizes\n"
+            "listed, JPEG at quality 95 or PNG, `Training/<class>/` + `Testing/<class>/`, a train image copied into\n"
+            "`Testing/`, a `.DS_Store`). validate: `load_folder` alone (scan, decode each file once, hashes,\n"
+            "duplicate search); its peak does not grow with the number of files. protect: the whole `medshield\n"
+            "protect` (validation, SALM with the `cpu` preset at the `steps` shown, writing each file at its own\n"
+            "size, reading it back, bounds, sealing); a `--steps` below the preset's 300 keeps the run short on 2\n"
+            "shared cores and is named, not hidden. JPEG files are re-encoded at quality 100, so their L-inf\n"
+            "exceeds 8 (the manifest records it as lossy; `--jpeg-as-png` keeps the bound); PNG files hold it.\n\n"
             f"Commands:\n\n{commands}\n")
     write_markdown(results / "folders_cpu.md", text)
 

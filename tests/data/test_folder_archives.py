@@ -264,3 +264,13 @@ def test_a_mixed_size_release_opens_at_its_working_size(capsys, tmp_path, medmni
     original = original_of(release)
     assert original.images("train").shape == data.images("train").shape
     assert np.abs(original.images("train").astype(int) - data.images("train").astype(int)).max() <= 8
+
+
+def test_the_report_shows_the_folder_and_its_leak(capsys, tmp_path, medmnist_root):
+    root = archive(tmp_path, medmnist_root)
+    out = tmp_path / "release"
+    assert run(capsys, "protect", root, "--out", out, *QUICK)[0] == 0
+    assert run(capsys, "report", out)[0] == 0
+    page = (tmp_path / "release-report" / "index.html").read_text()
+    assert "<h2>The folder</h2>" in page and "split-folders" in page
+    assert "Warning: 1 val/test images also sit in train" in page and "copy_of_g0.png" in page

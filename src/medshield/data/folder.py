@@ -278,8 +278,9 @@ def write_image(array: np.ndarray, path: Path, fmt: str, like: Path | None = Non
     image, exif = Image.fromarray(array), None
     if like is not None:
         exif, mode = orientation_of(like)
+        exif = exif if fmt in ("JPEG", "PNG") else None  # elsewhere Pillow cannot write it back: stays upright
         image = as_stored(image, exif, mode)
-    kept = {"exif": exif} if exif is not None and fmt in ("JPEG", "PNG") else {}
+    kept = {"exif": exif} if exif is not None else {}
     if fmt == "JPEG":
         image.save(path, format="JPEG", quality=100, subsampling=0, **kept)
     elif fmt == "TIFF":
