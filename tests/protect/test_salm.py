@@ -60,7 +60,7 @@ def test_same_seed_same_output_other_seed_differs(tiny_npz):
         ({"mask": "sometimes"}, "mask must be one of"),
         ({"mask": "fixed"}, "add --sparse"),
         ({"mask_scope": "pixel"}, "mask_scope"),
-        ({"transform": "rotate"}, "transform must be one of"),
+        ({"transform": "rotate"}, "salm: transform .rotate.: unknown member .rotate."),
         ({"arch": "alexnet"}, "unknown source architecture"),
     ],
 )
