@@ -164,3 +164,25 @@ def test_adversarial_training_through_train_victim_stays_within_its_radius(tiny_
         distance = (batch.flatten(1)[:, None, :] - clean[None]).abs().amax(dim=2).min(dim=1).values
         assert distance.max() <= 4 / 255 + 1e-6 and distance.max() > 1 / 255
         assert batch.min() >= 0 and batch.max() <= 1
+
+
+def test_data_defenses_keep_a_16_bit_folder_16_bit(tmp_path):
+    """A 16-bit folder's images stay 16-bit and keep their range under every data defense (they were
+    clipped to 255 and cast to uint8 before)."""
+    from PIL import Image as PILImage
+
+    from medshield.data.folder import load_folder
+
+    rng = np.random.default_rng(0)
+    smooth = np.linspace(2000, 60000, 16 * 16).reshape(16, 16)
+    for i in range(4):
+        (tmp_path / f"c{i % 2}").mkdir(exist_ok=True)
+        image = np.clip(smooth + rng.normal(0, 300, smooth.shape), 0, 65535).astype(np.uint16)
+        PILImage.fromarray(image).save(tmp_path / f"c{i % 2}" / f"{i}.png")
+    images = np.array(load_folder(tmp_path).images("train"))
+    assert images.dtype == np.uint16 and images.max() > 255
+    for spec in ("mean", "median", "gaussian", "crop", "jpeg:quality=75", "jpeg:quality=10", "bitdepth:bits=4", "grayscale"):
+        out = parse_defense(spec).apply(images)
+        assert out.dtype == np.uint16 and out.shape == images.shape, spec
+        assert np.abs(out.astype(np.int64) - images).mean() < 0.1 * 65535, spec  # the same images, not a collapsed range
+    assert len(np.unique(parse_defense("bitdepth:bits=2").apply(images))) <= 4

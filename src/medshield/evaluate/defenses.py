@@ -3,7 +3,7 @@
 Two kinds, each built by name with its parameters (``create_defense("jpeg", quality=10)``):
 
 - *preprocessing* (``kind="data"``): applied once to the downloaded training images, stored
-  uint8 in, stored uint8 out: low-pass filters (mean, median, Gaussian; 3x3, paper Table 3),
+  levels in (8- or 16-bit), the same dtype and range out: low-pass filters (mean, median, Gaussian; 3x3, paper Table 3),
   central crop resized back (Table 4), JPEG, bit-depth reduction, grayscale.
 - *training-time* (``kind="train"``): applied to every float batch while training: CutOut,
   MixUp, CutMix, PGD adversarial training, and a UEraser-style strong random augmentation
@@ -74,15 +74,20 @@ def parse_defense(spec: str) -> Defense:
 
 # --- preprocessing -------------------------------------------------------------------------
 
+def _top(images: np.ndarray) -> int:
+    """The largest stored level: 255 for 8-bit data, 65535 for 16-bit."""
+    return int(np.iinfo(images.dtype).max)
+
+
 def _spatial(images: np.ndarray, function) -> np.ndarray:
-    """Apply a 2-D filter to each image and channel; stored layout (N, H, W[, C]) kept."""
-    out = np.empty_like(images)
+    """Apply a 2-D filter to each image and channel; stored layout (N, H, W[, C]) and dtype kept."""
+    out, top = np.empty_like(images), _top(images)
     for i, image in enumerate(images):
         if image.ndim == 2:
-            out[i] = np.clip(np.rint(function(image.astype(np.float32))), 0, 255)
+            out[i] = np.clip(np.rint(function(image.astype(np.float32))), 0, top)
         else:
             for c in range(image.shape[-1]):
-                out[i, ..., c] = np.clip(np.rint(function(image[..., c].astype(np.float32))), 0, 255)
+                out[i, ..., c] = np.clip(np.rint(function(image[..., c].astype(np.float32))), 0, top)
     return out
 
 
@@ -126,20 +131,21 @@ def central_crop(fraction: float = 0.75) -> Defense:
         ch, cw = max(1, round(h * fraction)), max(1, round(w * fraction))
         top, left = (h - ch) // 2, (w - cw) // 2
         x = F.interpolate(x[..., top : top + ch, left : left + cw], size=(h, w), mode="bilinear", align_corners=False)
-        x = x.round().clamp(0, 255).to(torch.uint8)
-        return (x[:, 0] if images.ndim == 3 else x.permute(0, 2, 3, 1)).contiguous().numpy()
+        x = (x[:, 0] if images.ndim == 3 else x.permute(0, 2, 3, 1)).contiguous().numpy()
+        return np.clip(np.rint(x), 0, _top(images)).astype(images.dtype)
 
     return _Data("crop", apply, fraction=fraction)
 
 
 @DEFENSES.register("jpeg")
 def jpeg(quality: int = 10) -> Defense:
+    """JPEG at ``quality``; JPEG is 8-bit, so 16-bit data goes through 8 bits and back, as a trainer's would."""
     def apply(images):
-        out = np.empty_like(images)
+        out, scale = np.empty_like(images), _top(images) / 255
         for i, image in enumerate(images):
             buffer = io.BytesIO()
-            Image.fromarray(image).save(buffer, format="JPEG", quality=int(quality))
-            out[i] = np.asarray(Image.open(buffer)).reshape(image.shape)
+            Image.fromarray(np.rint(image / scale).astype(np.uint8)).save(buffer, format="JPEG", quality=int(quality))
+            out[i] = np.rint(np.asarray(Image.open(buffer), np.float64) * scale).reshape(image.shape)
         return out
 
     return _Data("jpeg", apply, quality=quality)
@@ -147,12 +153,15 @@ def jpeg(quality: int = 10) -> Defense:
 
 @DEFENSES.register("bitdepth")
 def bit_depth(bits: int = 2) -> Defense:
-    """Keep the top ``bits`` bits, each level mapped to the middle of its bin."""
+    """Keep the top ``bits`` bits of the stored depth, each level mapped to the middle of its bin."""
     if not 1 <= bits <= 8:
         raise InputError(f"defense 'bitdepth': bits must be 1..8, got {bits}")
-    shift = 8 - int(bits)
-    half = (1 << shift) // 2
-    return _Data("bitdepth", lambda x: (((x >> shift) << shift) + half).astype(np.uint8), bits=bits)
+
+    def apply(x):
+        shift = 8 * x.dtype.itemsize - int(bits)
+        return (((x >> shift) << shift) + (1 << shift) // 2).astype(x.dtype)
+
+    return _Data("bitdepth", apply, bits=bits)
 
 
 @DEFENSES.register("grayscale")
@@ -160,7 +169,7 @@ def grayscale() -> Defense:
     def apply(images):
         if images.ndim == 3:
             return images
-        gray = np.rint(images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.uint8)
+        gray = np.rint(images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).astype(images.dtype)
         return np.repeat(gray[..., None], images.shape[-1], axis=-1)
 
     d = _Data("grayscale", apply)
