@@ -56,7 +56,7 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         for info in archive.infolist():
             name = info.filename.removesuffix(".npy")
             with archive.open(info) as handle:
-                shape, fortran, dtype = _header(handle, f"{path}: {name}")
+                shape, fortran, dtype = npy_header(handle, f"{path}: {name}")
                 declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
                 check_declared(declared, f"{path}: {name} (shape {shape}, {dtype})")
                 total = sum(a.nbytes for a in arrays.values()) + declared
@@ -72,13 +72,13 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
 def read_npy(path: Path) -> np.ndarray:
     """One ``.npy`` file, its declared size checked first."""
     with open(path, "rb") as handle:
-        shape, _, dtype = _header(handle, str(path))
+        shape, _, dtype = npy_header(handle, str(path))
         check_declared(int(np.prod(shape, dtype=object)) * dtype.itemsize, f"{path} (shape {shape}, {dtype})")
         handle.seek(0)
         return np.lib.format.read_array(handle, allow_pickle=False)
 
 
-def _header(handle, what: str) -> tuple:
+def npy_header(handle, what: str) -> tuple:
     """(shape, fortran order, dtype) from an ``.npy`` header, refusing object arrays."""
     try:
         version = np.lib.format.read_magic(handle)

@@ -30,6 +30,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..errors import InputError
+from .bounded import npy_header
 from .sealing import default_key_path, manifest_digest, new_key, new_release_id, read_key_file, seal, unseal
 
 RESTORATION = "restoration.sealed"
@@ -143,11 +144,9 @@ class Restoration:
 
 
 def _header(handle) -> tuple[tuple, np.dtype]:
-    """Shape and dtype of the ``.npy`` stream at ``handle``, checked to be a plain array."""
-    version = np.lib.format.read_magic(handle)
-    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, fortran, dtype = read_header(handle)
-    if fortran or dtype.hasobject:
+    """Shape and dtype of the payload's ``.npy`` stream, checked to be a plain C-order array."""
+    shape, fortran, dtype = npy_header(handle, "the restoration payload")
+    if fortran:
         raise InputError("the restoration payload holds an unexpected array")
     return shape, dtype
 
