@@ -16,9 +16,10 @@ import statistics
 from collections import defaultdict
 
 from _common import RESULTS, write_json, write_markdown
+from medshield.evaluate.grid import BREAK_POINTS, FLOOR_POINTS
 from medshield.report import markdown_table
 
-HOLD_POINTS, NARROW_GAP, FLOOR_MARGIN, BREAK_POINTS, FLOOR_POINTS = 20.0, 25.0, 5.0, 5.0, 2.0
+HOLD_POINTS, NARROW_GAP, FLOOR_MARGIN = 20.0, 25.0, 5.0  # issue 31's target; breaks / trains nothing: the grid's own
 
 
 RULE = (f"Verdict: *holds* when the protected-trained victim ends at least {HOLD_POINTS:g} points below the "
