@@ -29,9 +29,7 @@ from medshield.data.medmnist import load
 from medshield.evaluate import Recipe, train_victim
 from medshield.evaluate.journal import Journal
 from medshield.evaluate.utility import utility_report
-from medshield.presets import preset
 from medshield.protect import create_protection
-from medshield.protect.params import method_parameters
 from medshield.report import markdown_table
 from medshield.report.choice import SUMMARY
 from medshield.report.paper import TABLE5_UTILITY
@@ -103,9 +101,7 @@ def run_cell(dataset: str, slug: str, seed: int, data, args, sweep: bool) -> dic
     if method == "clean":
         record.update(ssim=100.0, psnr=float("inf"), l0=0.0, generation_s=0.0)
     else:
-        accepted = method_parameters(method)
-        settings = {k: v for k, v in preset("cpu", "protect", method).items() if k in accepted} | params
-        result = create_protection(method, **settings).protect(data, seed=seed, progress=False, precision=record["precision"])
+        result = create_protection(method, preset="cpu", **params).protect(data, seed=seed, progress=False, precision=record["precision"])
         record.update(measure(data.images("train"), result.images), generation_s=round(result.seconds, 1), params=result.params)
         train = data.with_train(result.images)
     trained = train_victim(train, data, recipe, seed=seed, progress=False, precision="fp32")

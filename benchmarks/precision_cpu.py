@@ -23,9 +23,7 @@ from medshield.bounds import pixel_change
 from medshield.data.medmnist import load
 from medshield.evaluate import Recipe, train_victim
 from medshield.evaluate.journal import Journal
-from medshield.presets import preset
 from medshield.protect import create_protection
-from medshield.protect.params import method_parameters
 from medshield.report import markdown_table
 
 JOURNAL = Journal(RESULTS / "precision_cpu.jsonl")
@@ -42,9 +40,7 @@ def run_cell(method, precision, seed, data, args) -> dict:
     if method == "clean":
         trained = train_victim(data, data, recipe, seed=seed, progress=False, precision="fp32")
     else:
-        accepted = method_parameters(method)
-        settings = {k: v for k, v in preset("cpu", "protect", method).items() if k in accepted}
-        result = create_protection(method, **settings).protect(data, seed=seed, progress=False, precision=precision)
+        result = create_protection(method, preset="cpu").protect(data, seed=seed, progress=False, precision=precision)
         change = pixel_change(data.images("train"), result.images)
         trained = train_victim(data.with_train(result.images), data, recipe, seed=seed, progress=False, precision="fp32")
         record.update(generation_s=round(result.seconds, 1), linf=change["linf"], l0_mean=change["l0_mean"], params=result.params)

@@ -30,9 +30,7 @@ from medshield.evaluate import Recipe, train_victim
 from medshield.evaluate.defenses import parse_defense
 from medshield.evaluate.journal import Journal
 from medshield.evaluate.utility import utility_report
-from medshield.presets import preset
 from medshield.protect import create_protection
-from medshield.protect.params import method_parameters
 
 JOURNAL = RESULTS / "robust_cpu.jsonl"
 # dataset -> setting -> (method, parameters on top of the cpu preset); the frontier's recommended
@@ -105,8 +103,7 @@ def release_path(work: Path, job: dict) -> Path:
 def make_release(job: dict, args, work: Path) -> dict:
     data = load(job["dataset"], root=data_root())
     method, params = SETTINGS[job["dataset"]][job["setting"]]
-    settings = {k: v for k, v in preset("cpu", "protect", method).items() if k in method_parameters(method)} | params
-    result = create_protection(method, **settings).protect(data, seed=job["seed"], device=args.device, progress=False)
+    result = create_protection(method, preset="cpu", **params).protect(data, seed=job["seed"], device=args.device, progress=False)
     partial = release_path(work, job).with_suffix(".partial.npy")
     np.save(partial, result.images)
     os.replace(partial, release_path(work, job))

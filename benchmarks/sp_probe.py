@@ -37,7 +37,7 @@ def sp_noise(data, patch_size=None) -> tuple[torch.Tensor, torch.Tensor]:
     x = Shape()
     x.shape = shape
     sp = create_protection("sp", patch_size=patch_size)
-    for index, delta in sp._perturb(x, labels, num_classes=data.num_classes, generator=torch.Generator().manual_seed(0), progress=False):
+    for index, delta in sp._perturb(x, labels, None, num_classes=data.num_classes, generator=torch.Generator().manual_seed(0), progress=False):
         deltas[index] = delta
     return deltas, labels
 

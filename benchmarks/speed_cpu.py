@@ -33,9 +33,7 @@ from medshield.data.medmnist import load
 from medshield.evaluate.journal import Journal
 from medshield.models import create_model
 from medshield.models.augment import flip_crop
-from medshield.presets import preset
 from medshield.protect import create_protection
-from medshield.protect.params import method_parameters
 from medshield.report import markdown_table
 
 BATCH = 128
@@ -185,14 +183,13 @@ def main():
         return
     payload["generation"] = GENERATION.records()  # earlier pairs stay beside the new ones
     for method in [m for m in args.methods.split(",") for _ in range(args.repeats)]:
-        accepted = method_parameters(method)
-        params = {**accepted, **{k: v for k, v in preset("cpu", "protect", method).items() if k in accepted}}
+        params = create_protection(method, preset="cpu").params()
         rates = {r["precision"]: r for r in payload["throughput"] if r["width"] == params["width"]}
         if len(rates) < 2:
             rates = {p: throughput(shape, data.num_classes, params["width"], p) for p in ("fp32", "bf16")}
         walls = {}
         for precision in ("fp32", "bf16"):
-            protection = create_protection(method, **{k: v for k, v in params.items() if k in preset("cpu", "protect", method)})
+            protection = create_protection(method, preset="cpu")
             result = protection.protect(data, seed=0, progress=False, precision=precision)
             walls[precision] = result.seconds
             record = {"method": method, "precision": precision, "images": len(stored), "wall_s": round(result.seconds, 1),

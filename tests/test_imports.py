@@ -45,6 +45,7 @@ LAYERS = [
     {"data", "models"},
     {"protect", "evaluate"},
     {"report"},
+    {"run_plan"},
     {"pipeline", "options"},
     {"medshield"},  # the package's __init__: the public API (its __version__ is read by every layer)
     {"cli"},

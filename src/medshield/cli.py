@@ -20,7 +20,7 @@ from .evaluate.defenses import list_defenses
 from .models import PRECISIONS
 from .options import PROTECT_OPTIONS, VICTIM_OPTIONS, add_options, given, shown
 from .presets import PRESETS
-from .protect import list_protections
+from .protect import DEFAULT_METHOD, list_protections
 from .protect.params import method_parameters, parameter_docs
 from .units import RADIUS_PARAMS, parse_assignments
 
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--convert", action="store_true", help="image folder: convert palette, CMYK and transparent images "
                                                           "with Pillow instead of refusing them (recorded in the manifest)")
     p.add_argument("--out", required=True, help="new folder for the release")
-    p.add_argument("--method", default="salm", choices=list_protections(), help="protection method; 'medshield methods' lists each with its parameters")
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=list_protections(), help="protection method; 'medshield methods' lists each with its parameters")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder (and its key file)")
     p.add_argument("--resume", action="store_true", help="continue a killed run from its checkpoint in OUT.work (SALM, "
                                                          "EM, TAP: saved every 5 minutes); same inputs and settings needed")
@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fraction", type=float, default=1.0, help="protect only this seeded random fraction of the train images")
     p.add_argument("--classes", type=lambda t: [int(c) for c in t.split(",")], help="protect only images of these labels, e.g. 0,3")
     p.add_argument("--support", type=lambda t: t.split(","),
-                   help="salm/em for an owner of one class: borrow classes from these MedMNIST flags, .npz files or image "
+                   help="an owner of one class (error-minimizing methods): borrow classes from these MedMNIST flags, .npz files or image "
                         "folders (comma-separated) for the generation only (never released; paper Section 7.1)")
     p.add_argument("--support-classes", type=int, default=5, help="how many support classes to draw with the seed (5)")
     _common(p)

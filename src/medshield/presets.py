@@ -1,7 +1,8 @@
 """Named settings. ``paper`` (the default) is the SALM paper's; others are explicit reductions.
 
 A preset only fills values the user did not set, and every result records which preset ran.
-``protect`` settings apply to every method that takes them; ``methods`` adds per-method ones.
+``protect`` settings apply to every method that takes them; a method adds its own per preset
+(its ``presets`` attribute), and ``protect.create_protection`` is the one place they merge.
 """
 from __future__ import annotations
 
@@ -9,14 +10,10 @@ from .errors import InputError
 
 PRESETS: dict[str, dict[str, dict]] = {
     # Appendix B.2 of the paper; M = 5000 source steps as in REM, the framework the paper adopts.
-    "paper": {"protect": {}, "methods": {}, "victim": {}},
+    "paper": {"protect": {}, "victim": {}},
     # 2 CPU cores, no GPU: protect + two victims on BloodMNIST in about 20 minutes (measured 1,173 s).
     "cpu": {
         "protect": {"steps": 300, "width": 16},
-        # TAP's reference search (40 clean epochs, 250 PGD steps x 8 restarts) is ~100x SALM's cost.
-        "methods": {"tap": {"source_epochs": 8, "pgd_steps": 20, "restarts": 1},
-                    # REM's reference (J = 5, 10 ascent steps) costs ~50x EM per step; J = 1 and 2 steps ~3x.
-                    "rem": {"samples": 1, "adv_steps": 2}},
         # A fixed number of iterations, as in the paper (20,000), so small sets (Breast: 546
         # images) train as long as large ones: 600 iterations = 6.4 epochs of BloodMNIST.
         "victim": {"width": 16, "iterations": 600},
@@ -42,10 +39,8 @@ def recipe_settings(name: str) -> dict:
     return dict(RECIPES[name])
 
 
-def preset(name: str, part: str, method: str | None = None) -> dict:
+def preset(name: str, part: str) -> dict:
+    """The ``part`` ("protect" or "victim") settings of preset ``name``."""
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
-    settings = dict(PRESETS[name][part])
-    if method is not None:
-        settings.update(PRESETS[name]["methods"].get(method, {}))
-    return settings
+    return dict(PRESETS[name][part])

@@ -7,6 +7,7 @@ from medshield.bounds import pixel_change
 from medshield.data import load
 from medshield.errors import InputError
 from medshield.protect import create_protection, list_protections
+from medshield.protect._source import SourceModel
 from medshield.protect.tap import TAP
 
 from conftest import synthetic_npz
@@ -87,10 +88,9 @@ def test_tap_pushes_images_towards_the_next_class(tmp_path):
     y = torch.from_numpy(data.labels("train")).long()
     torch.manual_seed(0)
     tap = create_protection("tap", step_size=1 / 255, source_epochs=10, pgd_steps=30, restarts=1, width=8, batch_size=32)
-    tap._log = []
-    generator = torch.Generator().manual_seed(0)
-    model = tap.train_source_model(x, y, num_classes=2, generator=generator, progress=False)
-    assert tap._log[-1]["source_train_accuracy"] > 0.95  # the source model learned the task
+    log, generator = [], torch.Generator().manual_seed(0)
+    model = tap.train_source_model(x, y, SourceModel.of(tap).build(x, 2, "fp32"), log, generator=generator, progress=False)
+    assert log[-1]["source_train_accuracy"] > 0.95  # the source model learned the task
     delta = torch.zeros_like(x)
     for index, batch in tap.craft(model, x, y, num_classes=2, generator=generator):
         delta[index] = batch
@@ -150,7 +150,7 @@ def test_source_settings_are_one_object_with_each_methods_defaults():
     assert method_parameters("em")["lr_milestones"] == SourceModel().lr_milestones == (0.4, 0.8)
     tap = create_protection("tap", width=8)
     assert SourceModel.of(tap) == SourceModel(width=8, lr_milestones=(0.5, 0.75))
-    with pytest.raises(InputError, match="unknown parameter.*depth"):
+    with pytest.raises(InputError, match="has no parameter .depth."):
         create_protection("salm", depth=3)
     with pytest.raises(InputError, match="tap: unknown source architecture"):
         create_protection("tap", arch="resnet9000")

@@ -13,7 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from medshield import pipeline
+from medshield import run_plan
 from medshield.cli import main
 from medshield.data import release as release_module
 from medshield.errors import InputError
@@ -127,7 +127,7 @@ def test_a_refused_write_is_exit_2_not_a_traceback(capsys, monkeypatch, tiny_npz
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "out"))
 
-    monkeypatch.setattr(pipeline, "write_release", read_only)
+    monkeypatch.setattr(run_plan, "write_release", read_only)
     code = main(["protect", str(tiny_npz), "--out", str(tmp_path / "out"), "--method", "random", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "Read-only file system" in err, err

@@ -5,7 +5,7 @@ import torch
 
 from medshield.data import load
 from medshield.protect import create_protection
-from medshield.protect import _bilevel
+from medshield.protect import Storage
 from medshield.protect._storage import NoiseStore, TrainImages
 
 
@@ -32,14 +32,26 @@ def test_train_images_read_only_the_requested_batch(tiny_npz):
     assert torch.equal(batch[0, 0] * 255, torch.from_numpy(data.images("train")[3]).float())
 
 
-def test_em_keeps_its_noise_in_an_int8_store_and_releases_it(tiny_npz, monkeypatch):
-    stores = []
-    monkeypatch.setattr(_bilevel, "NoiseStore", lambda *args: stores.append(NoiseStore(*args)) or stores[-1])
+class RecordingStorage(Storage):
+    """The storage seam: a run keeps its arrays where it is told to (here: recorded)."""
+
+    def __init__(self):
+        self.stores = []
+
+    def noise(self, shape, eps_levels, maximum):
+        self.stores.append(super().noise(shape, eps_levels, maximum))
+        return self.stores[-1]
+
+
+def test_em_keeps_its_noise_in_the_int8_store_it_is_given_and_releases_it(tiny_npz):
+    storage = RecordingStorage()
     data = load(str(tiny_npz))
-    result = create_protection("em", steps=2, width=4, batch_size=32, pgd_steps=2).protect(data, seed=0, progress=False)
+    em = create_protection("em", steps=2, width=4, batch_size=32, pgd_steps=2)
+    result = em.protect(data, seed=0, progress=False, storage=storage)
+    stores = storage.stores
     (store,) = stores
     assert store.levels.dtype == np.int8 and store.levels.shape == (120, 1, 28, 28)
-    released = result.images.astype(np.int16) - data.images("train")
+    released = result.released.mapped().astype(np.int16) - data.images("train")
     noise = store.levels[:][:, 0]
     room = (data.images("train") >= 8) & (data.images("train") <= 247)
     assert np.array_equal(released[room], noise[room])  # the release is the stored noise, clipped to the range

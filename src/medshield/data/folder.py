@@ -30,7 +30,7 @@ from PIL import Image
 
 from ..errors import InputError
 from .bounded import check_declared
-from .duplicates import duplicate_pairs, duplicate_report, log_duplicates
+from .duplicates import duplicate_pairs, duplicate_report, log_duplicates, train_groups
 from .folder_inspect import choose_working, inspect_files
 from .folder_scan import scan_folder, walk
 from .image_modes import as_stored, orientation_of, to_working, upright
@@ -206,6 +206,10 @@ class FolderData:
     def is_jpeg(self, rel: str) -> bool:
         """A JPEG original: no re-encoding gives its pixels back, so restoration keeps its bytes."""
         return SUFFIXES.get(Path(rel).suffix.lower()) == "JPEG"
+
+    def train_duplicate_groups(self) -> list[list[int]]:
+        """Groups of train rows that are the same image (byte- or near-duplicates): one noise for each group."""
+        return train_groups(self.pairs, self.indices("train"))
 
     def fingerprint(self) -> str:
         """sha256 over every image's relative path and bytes: identifies the exact input."""

@@ -8,6 +8,7 @@ from a stranger can never run code here, nor exhaust the machine's memory.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import zipfile
 from dataclasses import dataclass, field, replace
@@ -70,6 +71,15 @@ class MedMNISTData:
     @property
     def splits(self) -> list[str]:
         return [s for s in ("train", "val", "test") if f"{s}_images" in self.arrays]
+
+    def fingerprint(self) -> str:
+        """sha256 of the ``.npz``: identifies the exact input."""
+        with open(self.path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+
+    def train_duplicate_groups(self) -> list[list[int]]:
+        """Groups of train rows that must share their noise: none in a MedMNIST file (see ``FolderData``)."""
+        return []
 
     def with_train(self, images: np.ndarray, labels: np.ndarray | None = None) -> "MedMNISTData":
         """The same dataset with its train split replaced (val and test untouched)."""

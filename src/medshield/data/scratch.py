@@ -18,7 +18,6 @@ import errno
 import math
 import os
 import tempfile
-from pathlib import Path
 
 import numpy as np
 

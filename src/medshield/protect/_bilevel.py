@@ -25,6 +25,7 @@ that of a batch and the model, whatever the size of the dataset.
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +37,6 @@ from ..models.pgd import adversarial, pgd, project_linf
 from ._checkpoint import restore_run, save_run
 from ._ops import low_frequency
 from ._source import SourceModel, accuracy
-from ._storage import NoiseStore
 from .base import Protection, check_range
 
 
@@ -74,6 +74,9 @@ class ErrorMinimizingLoop(Protection):
         The source model (``SourceModel``).
     """
 
+    needs_source_model = True
+    min_classes = 2  # error-minimizing noise minimizes a classification loss: nothing to minimize with one class
+    accepts_support = True
     #: source-model settings that differ from ``SourceModel``'s defaults for this method
     source_defaults: dict = {}
 
@@ -125,10 +128,10 @@ class ErrorMinimizingLoop(Protection):
     def _start(self, delta: torch.Tensor) -> torch.Tensor:
         return delta
 
-    def _update_mask(self, grad, delta, index, step: int, pgd_step: int):
+    def _update_mask(self, run, grad, delta, index, step: int, pgd_step: int):
         return None
 
-    def _constrain(self, delta: torch.Tensor, index) -> torch.Tensor:
+    def _constrain(self, run, delta: torch.Tensor, index) -> torch.Tensor:
         return delta
 
     def _random_start(self, xb: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -158,43 +161,44 @@ class ErrorMinimizingLoop(Protection):
             return F.cross_entropy(logits, labels), logits
         return loss if self.adv_eps else None
 
-    # Where the noise is stored: per sample on disk (class-wise EM overrides these).
-    def _init_noise(self, x, y: torch.Tensor, num_classes: int, generator: torch.Generator) -> None:
-        self._delta = NoiseStore(x.shape, self.eps_levels(x.maximum), x.maximum)
+    # Where the noise is stored: per sample, in the run's storage (class-wise EM overrides these).
+    def _init_noise(self, run, x, y: torch.Tensor, num_classes: int, generator: torch.Generator) -> None:
+        run.state.noise = run.storage.noise(x.shape, self.eps_levels(x.maximum), x.maximum)
         for index in torch.arange(len(x), device=x.device).split(self.batch_size):
-            self._delta.store(index, self._random_start(x[index], generator))
+            run.state.noise.store(index, self._random_start(x[index], generator))
 
-    def _load(self, index: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self._delta.load(index, y.device)
+    def _load(self, run, index: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return run.state.noise.load(index, y.device)
+
+    def _store(self, run, index: torch.Tensor, y: torch.Tensor, d: torch.Tensor) -> None:
+        run.state.noise.store(index, d)
 
     # What a checkpoint holds besides the model and the random states (subclasses add theirs).
-    def _checkpoint_arrays(self) -> dict:
-        return {"noise": self._delta.levels} if getattr(self, "_delta", None) is not None else {}
+    def _checkpoint_arrays(self, run) -> dict:
+        noise = getattr(run.state, "noise", None)
+        return {"noise": noise.levels} if noise is not None else {}
 
-    def _checkpoint_state(self) -> dict:
+    def _checkpoint_state(self, run) -> dict:
         return {}
 
-    def _restore_state(self, state: dict) -> None:
-        pass
+    def _restore_state(self, run, state: dict) -> None:
+        vars(run.state).update(state)
 
-    def _store(self, index: torch.Tensor, y: torch.Tensor, d: torch.Tensor) -> None:
-        self._delta.store(index, d)
-
-    def _perturb(self, x, y, *, num_classes, generator, progress):
+    def _perturb(self, x, y, run, *, num_classes, generator, progress):
         device = x.device
-        self._init_noise(x, y, num_classes, generator)
+        self._init_noise(run, x, y, num_classes, generator)
         source = SourceModel.of(self)
-        model = source.build(x, num_classes, self._precision)
+        model = source.build(x, num_classes, run.precision)
         transform = transform_distribution(self.transform)
-        checkpoint = self._checkpoint
+        checkpoint = run.checkpoint
         saved = {"stage": "source", "train": None, "final_done": 0}
-        if checkpoint is not None and self._resume:  # continue a killed run: everything as it was when saved
-            saved = restore_run(checkpoint, model=model, generator=generator, log=self._log, arrays=self._checkpoint_arrays())
-            self._restore_state(saved["extra"])
+        if run.resuming:  # continue a killed run: everything as it was when saved
+            saved = restore_run(checkpoint, model=model, generator=generator, log=run.log, arrays=self._checkpoint_arrays(run))
+            self._restore_state(run, saved["extra"])
 
         def save(stage, train=None, final_done=0):
-            save_run(checkpoint, model=model, generator=generator, log=self._log, arrays=self._checkpoint_arrays(),
-                     stage=stage, train=train, final_done=final_done, extra=self._checkpoint_state())
+            save_run(checkpoint, model=model, generator=generator, log=run.log, arrays=self._checkpoint_arrays(run),
+                     stage=stage, train=train, final_done=final_done, extra=self._checkpoint_state(run))
 
         def after_step(steps_done, train_state):
             if checkpoint is not None and checkpoint.due():
@@ -203,13 +207,13 @@ class ErrorMinimizingLoop(Protection):
         def perturbed(index, step):
             xb, yb = x[index], y[index]
             model.eval()
-            d = pgd(model, xb, self._load(index, yb), yb, steps=self.pgd_steps, step_size=self.step_size, eps=self.eps,
+            d = pgd(model, xb, self._load(run, index, yb), yb, steps=self.pgd_steps, step_size=self.step_size, eps=self.eps,
                     descend=True, transform=transform, generator=generator, samples=self.samples,
-                    mask=lambda grad, delta, pgd_step: self._update_mask(grad, delta, index, step, pgd_step),
-                    constrain=lambda delta: self._constrain(self._shaped(delta, xb) if self.dct_keep < 8 else delta, index),
+                    mask=lambda grad, delta, pgd_step: self._update_mask(run, grad, delta, index, step, pgd_step),
+                    constrain=lambda delta: self._constrain(run, self._shaped(delta, xb) if self.dct_keep < 8 else delta, index),
                     inner=(lambda batch: self._adversarial(model, batch, yb, generator)) if self.adv_eps else None)
-            self._store(index, yb, d)
-            return xb + self._load(index, yb)
+            self._store(run, index, yb, d)
+            return xb + self._load(run, index, yb)
 
         passes = max(1, math.ceil(len(x) / self.batch_size))
 
@@ -217,11 +221,11 @@ class ErrorMinimizingLoop(Protection):
             # The original EM stop rule, checked once per pass over the data.
             if self.stop_accuracy is None or (step + 1) % passes:
                 return False
-            return accuracy(model, lambda index: x[index] + self._load(index, y[index]), y) >= self.stop_accuracy
+            return accuracy(model, lambda index: x[index] + self._load(run, index, y[index]), y) >= self.stop_accuracy
 
         if saved["stage"] == "source":
             source.train(model, x, y, steps=self.steps, generator=generator, prepare=perturbed, stop=reached_accuracy,
-                         log=self._log, desc=f"{self.name} source steps", progress=progress, resume=saved["train"],
+                         log=run.log, desc=f"{self.name} source steps", progress=progress, resume=saved["train"],
                          after_step=after_step, loss=self._robust_loss(generator))
             if checkpoint is not None:  # a stage boundary
                 save("final")
@@ -235,5 +239,5 @@ class ErrorMinimizingLoop(Protection):
                 if checkpoint is not None and (checkpoint.due() or done == len(chunks)):
                     save("final", final_done=done)
         for index in chunks:  # after the final pass: class-wise noise is final only once every batch is done
-            yield index, self._load(index, y[index])
-        self._delta = None  # frees the noise file before the release is written
+            yield index, self._load(run, index, y[index])
+        run.state = SimpleNamespace()  # frees the noise (and masks) before the release is written

@@ -45,9 +45,9 @@ class TrainImages:
 class NoiseStore:
     """Per-image noise on disk, in whole levels of a format whose full range is ``maximum``."""
 
-    def __init__(self, shape: tuple[int, ...], eps_levels: int, maximum: int):
+    def __init__(self, shape: tuple[int, ...], eps_levels: int, maximum: int, storage=None):
         dtype = next(t for t in (np.int8, np.int16, np.int32) if eps_levels <= np.iinfo(t).max)
-        self.levels = ScratchArray(shape, dtype)
+        self.levels = storage.array(shape, dtype) if storage is not None else ScratchArray(shape, dtype)
         self.eps_levels = eps_levels
         self.maximum = maximum
 

@@ -27,6 +27,7 @@ from ..errors import InputError
 from ..models import resolve_precision
 from ._ops import project_l0, quantize
 from ._storage import TrainImages
+from .run import RunContext, Storage
 
 PROTECTIONS: Registry[type["Protection"]] = Registry("method")
 
@@ -38,11 +39,6 @@ def register_protection(cls):
 
 def list_protections(pattern: str = "*") -> list[str]:
     return PROTECTIONS.names(pattern)
-
-
-def create_protection(name: str, **params) -> "Protection":
-    """Build a method by name; parameters not given keep the published defaults."""
-    return PROTECTIONS.get(name)(**params)
 
 
 @dataclass
@@ -69,7 +65,7 @@ def check_range(owner: str, name: str, value, low, high, hint: str = "") -> None
 
 
 class Protection:
-    """Base class: subclasses set ``name`` and implement ``_perturb``.
+    """Base class: subclasses set ``name``, declare what they need, and implement ``_perturb``.
 
     Parameters
     eps : float, default=8/255
@@ -77,11 +73,18 @@ class Protection:
     """
 
     name = "base"
-    #: precision of the networks (set per run by ``protect``)
-    _precision: str = "fp32"
-    #: where a long run saves its state, and whether to continue from it (set per run by ``protect``)
-    _checkpoint = None
-    _resume: bool = False
+    # What a method needs and offers, declared once here (torchattacks' and timm's way), so that the
+    # pipeline, CLI and report ask the method instead of naming it.
+    #: trains a source model: runs long, saves checkpoints, takes a network precision
+    needs_source_model = False
+    #: the fewest classes its train split must hold; with fewer, ``task_problem`` says what helps
+    min_classes = 1
+    #: borrowed support classes give it a task when the owner holds one class (paper Section 7.1)
+    accepts_support = False
+    #: the radius above which its change is no longer imperceptible (the paper and baselines use 8/255)
+    visible_eps = 16 / 255
+    #: its settings per named preset, on top of the preset's common ones (``presets.PRESETS``)
+    presets: dict[str, dict] = {}
 
     def __init__(self, *, eps: float = 8 / 255):
         check_range(self.name, "eps", eps, 1 / 255, 1.0, " (a fraction of the range: 8/255, not 8)")
@@ -102,6 +105,22 @@ class Protection:
         """The radius in levels of a format whose full range is ``maximum`` (8/255 -> 2056 of 65535)."""
         return int(round(self.eps * maximum))
 
+    @classmethod
+    def task_problem(cls, classes: int, with_support: bool) -> str | None:
+        """Why a train split with ``classes`` classes gives this method nothing to do (None: it does)."""
+        if classes >= cls.min_classes or (with_support and cls.accepts_support):
+            return None
+        if cls.accepts_support:
+            return (f"{cls.name} needs a task with {cls.min_classes} or more classes. Add --support SOURCE (a MedMNIST "
+                    "flag such as pathmnist, a MedMNIST-layout .npz or an image folder) to borrow classes for the "
+                    "generation (paper Section 7.1)")
+        return f"{cls.name} needs {cls.min_classes} or more classes"
+
+    @classmethod
+    def setting(cls, params: dict) -> str:
+        """A release's setting in a few words, as the frontier names it ("em eps=8")."""
+        return f"{cls.name} eps={round(255 * params.get('eps', 8 / 255)):g}"
+
     def params(self) -> dict:
         return {key: value for key, value in vars(self).items() if not key.startswith("_")}
 
@@ -111,26 +130,27 @@ class Protection:
 
     def protect(
         self, data: MedMNISTData, *, seed: int = 0, device: str = "auto", progress: bool = True, precision: str = "auto",
-        checkpoint=None, resume: bool = False,
+        checkpoint=None, resume: bool = False, storage: Storage | None = None,
     ) -> ProtectionResult:
         """Perturb the train split of ``data``; returns images of the stored dtype within the bounds.
 
         ``precision`` ("auto", "fp32", "bf16") is that of the networks a method trains and attacks.
-        ``checkpoint`` (a :class:`~medshield.protect._checkpoint.Checkpoint`) makes the methods that
-        train a source model (SALM, EM, TAP) save their state as they go; ``resume``
-        continues from it, with the same bytes as a run that was never interrupted.
+        ``checkpoint`` (a :class:`~medshield.protect.Checkpoint`) makes the methods that train a
+        source model (SALM, EM, TAP) save their state as they go; ``resume`` continues from it,
+        with the same bytes as a run that was never interrupted. ``storage`` says where the run's
+        dataset-sized arrays live (default: scratch files on disk). The instance keeps nothing of
+        the run: everything goes through the :class:`~medshield.protect.run.RunContext`.
         """
         dev = pick_device(device)
-        self._precision = resolve_precision(precision, dev)
-        self._checkpoint, self._resume = checkpoint, resume
+        run = RunContext(dev, resolve_precision(precision, dev), checkpoint, resume, storage or Storage())
         generator = seed_everything(seed)
         x = TrainImages(data, dev)
         labels = torch.from_numpy(data.labels("train")).to(x.device)
         levels = self.eps_levels(x.maximum)
-        released = ScratchArray(x.stored_shape, x.dtype)
-        self._log: list[dict] = []
+        released = run.storage.array(x.stored_shape, x.dtype)
         start = time.perf_counter()
-        for index, delta in self._perturb(x, labels, num_classes=data.num_classes, generator=generator, progress=progress):
+        for index, delta in self._perturb(x, labels, run, num_classes=data.num_classes, generator=generator,
+                                          progress=progress):
             delta = delta.detach().cpu()
             if self.max_l0 < 1.0:
                 delta = project_l0(delta, self.max_l0)
@@ -143,11 +163,12 @@ class Protection:
             seconds=time.perf_counter() - start,
             max_linf=levels,
             max_l0=self.max_l0,
-            precision=self._precision,
-            log=self._log,
+            precision=run.precision,
+            log=run.log,
         )
 
     def _perturb(
-        self, x: TrainImages, y: torch.Tensor, *, num_classes: int, generator: torch.Generator, progress: bool
+        self, x: TrainImages, y: torch.Tensor, run: RunContext, *, num_classes: int, generator: torch.Generator,
+        progress: bool,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         raise NotImplementedError

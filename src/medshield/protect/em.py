@@ -36,28 +36,24 @@ class EM(ErrorMinimizingLoop):
             raise InputError(f"em: mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode = mode
 
-    def _init_noise(self, x, y, num_classes, generator):
+    def _init_noise(self, run, x, y, num_classes, generator):
         if self.mode == "sample":
-            return super()._init_noise(x, y, num_classes, generator)
+            return super()._init_noise(run, x, y, num_classes, generator)
         # One noise per class (small: kept in memory); the random start of each class's first image seeds it.
         first = torch.stack([(y == c).nonzero()[0, 0] for c in y.unique()])
-        self._class_noise = torch.zeros((num_classes, *x.shape[1:]), device=x.device)
-        self._class_noise[y[first]] = self._random_start(x[first], generator)
+        run.state.class_noise = torch.zeros((num_classes, *x.shape[1:]), device=x.device)
+        run.state.class_noise[y[first]] = self._random_start(x[first], generator)
 
-    def _load(self, index, y):
+    def _load(self, run, index, y):
         if self.mode == "sample":
-            return super()._load(index, y)
-        return self._class_noise[y].clone()
+            return super()._load(run, index, y)
+        return run.state.class_noise[y].clone()
 
-    def _store(self, index, y, d):
+    def _store(self, run, index, y, d):
         if self.mode == "sample":
-            return super()._store(index, y, d)
+            return super()._store(run, index, y, d)
         for c in y.unique():
-            self._class_noise[c] = d[y == c].mean(dim=0)
+            run.state.class_noise[c] = d[y == c].mean(dim=0)
 
-    def _checkpoint_state(self) -> dict:
-        return {"class_noise": self._class_noise} if self.mode == "class" else {}
-
-    def _restore_state(self, state: dict) -> None:
-        if "class_noise" in state:
-            self._class_noise = state["class_noise"]
+    def _checkpoint_state(self, run) -> dict:
+        return {"class_noise": run.state.class_noise} if self.mode == "class" else {}

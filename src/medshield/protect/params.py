@@ -1,6 +1,7 @@
-"""What a method takes: its parameters with their defaults, and their documentation.
+"""What a method takes: its parameters with their defaults, their documentation, and the one place
+a method is built from a preset and the user's settings (``create_protection``).
 
-Both come from the classes themselves (signatures and numpy-style "Parameters" sections of the
+Parameters and documentation come from the classes themselves (signatures and numpy-style "Parameters" sections of the
 docstrings, walking the class hierarchy), so ``medshield methods``, the ``protect`` flags and
 their help text cannot drift from the code.
 """
@@ -9,8 +10,10 @@ from __future__ import annotations
 import inspect
 import re
 
+from ..errors import InputError
+from ..presets import preset as preset_settings
 from ._source import SourceModel
-from .base import PROTECTIONS
+from .base import PROTECTIONS, Protection
 
 ENTRY = re.compile(r"^    (\w+) : (.+)$")
 
@@ -57,3 +60,19 @@ def parameter_docs(method: str) -> dict[str, str]:
             else:
                 name = None
     return docs
+
+
+def create_protection(name: str, preset: str | None = None, **params) -> Protection:
+    """Build a method by name: its published defaults, then the named ``preset``'s settings that it
+    takes (the preset's common ones, then the method's own), then ``params``. A parameter the method
+    does not take is refused in one line that lists those it does."""
+    accepted = method_parameters(name)
+    unknown = [key for key in params if key not in accepted]
+    if unknown:
+        raise InputError(f"method {name!r} has no parameter {unknown[0]!r}; it takes: {', '.join(accepted)}")
+    settings = {}
+    if preset is not None:
+        common = preset_settings(preset, "protect")
+        settings = {key: value for key, value in common.items() if key in accepted}
+        settings |= PROTECTIONS.get(name).presets.get(preset, {})
+    return PROTECTIONS.get(name)(**(settings | params))

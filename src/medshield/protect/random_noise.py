@@ -15,6 +15,6 @@ class RandomNoise(Protection):
 
     name = "random"
 
-    def _perturb(self, x, y, *, num_classes, generator, progress):
+    def _perturb(self, x, y, run, *, num_classes, generator, progress):
         for index in torch.arange(len(x)).split(BATCH):
             yield index, (torch.rand((len(index), *x.shape[1:]), generator=generator) * 2 - 1) * self.eps

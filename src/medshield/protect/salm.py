@@ -32,7 +32,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.scratch import ScratchArray
 from ..errors import InputError
 from ._bilevel import ErrorMinimizingLoop
 from ._ops import project_l0, topk_mask
@@ -85,30 +84,26 @@ class SALM(ErrorMinimizingLoop):
         self.mask_scope = mask_scope
         self.mask_refresh = mask_refresh
 
-    def _init_noise(self, x, y, num_classes, generator):
+    def _init_noise(self, run, x, y, num_classes, generator):
         if self.mask_scope == "class":  # running |gradient| per class and position; labels to look them up
-            self._labels = y
-            self._class_scores = torch.zeros((num_classes, *x.shape[-2:]), device=y.device)
+            run.state.labels = y
+            run.state.class_scores = torch.zeros((num_classes, *x.shape[-2:]), device=y.device)
         elif self.mask == "fixed":  # masks on disk (one byte per position) like the noise; their step in RAM
             n, _, height, width = x.shape
-            self._masks = ScratchArray((n, 1, height, width), np.bool_)
-            self._mask_step = torch.full((n,), -(10**12), dtype=torch.long)
-        super()._init_noise(x, y, num_classes, generator)
+            run.state.masks = run.storage.array((n, 1, height, width), np.bool_)
+            run.state.mask_step = torch.full((n,), -(10**12), dtype=torch.long)
+        super()._init_noise(run, x, y, num_classes, generator)
 
-    def _checkpoint_arrays(self) -> dict:
-        masks = getattr(self, "_masks", None)
-        return {**super()._checkpoint_arrays(), **({"masks": masks} if masks is not None else {})}
+    def _checkpoint_arrays(self, run) -> dict:
+        masks = getattr(run.state, "masks", None)
+        return {**super()._checkpoint_arrays(run), **({"masks": masks} if masks is not None else {})}
 
-    def _checkpoint_state(self) -> dict:
-        return {name: getattr(self, name) for name in ("_mask_step", "_class_scores") if getattr(self, name, None) is not None}
+    def _checkpoint_state(self, run) -> dict:
+        return {name: getattr(run.state, name) for name in ("mask_step", "class_scores") if hasattr(run.state, name)}
 
-    def _restore_state(self, state: dict) -> None:
-        for name, value in state.items():
-            setattr(self, name, value)
-
-    def _perturb(self, x, y, *, num_classes, generator, progress):
-        yield from super()._perturb(x, y, num_classes=num_classes, generator=generator, progress=progress)
-        self._masks = self._labels = self._class_scores = None  # frees the masks before the release is written
+    @classmethod
+    def setting(cls, params: dict) -> str:
+        return f"{cls.name} {'--sparse ' if params.get('sparse') else ''}k={params.get('k', 0.10):.2f}"
 
     @property
     def max_l0(self) -> float:
@@ -124,40 +119,40 @@ class SALM(ErrorMinimizingLoop):
         # Algorithm 1 starts dense; the sparse release cuts the start to K % so its bound holds throughout.
         return project_l0(delta, self.k) if self.sparse else delta
 
-    def _update_mask(self, grad, delta, index, step, pgd_step):
+    def _update_mask(self, run, grad, delta, index, step, pgd_step):
         if self.mask == "final":
             return None
         scores = grad.abs().sum(dim=1)
         if self.mask_scope == "class":
             if self.mask == "step" or pgd_step == 0:
-                self._batch_masks = self._class_masks(scores, index, learn=step < self.steps)
-            return self._batch_masks
+                run.state.batch_masks = self._class_masks(run, scores, index, learn=step < self.steps)
+            return run.state.batch_masks
         if self.mask == "step":
             return topk_mask(scores, self.k, self.mask_scope)
         if pgd_step == 0:  # the batch's masks, refreshed where stale, held for this visit
             rows = index.cpu()
-            masks = torch.from_numpy(self._masks[rows.numpy()]).to(grad.device)
-            stale = (step - self._mask_step[rows]) >= self.mask_refresh
+            masks = torch.from_numpy(run.state.masks[rows.numpy()]).to(grad.device)
+            stale = (step - run.state.mask_step[rows]) >= self.mask_refresh
             if stale.any():
                 fresh = topk_mask(scores, self.k, self.mask_scope)
                 masks[stale.to(grad.device)] = fresh[stale.to(grad.device)]
-                self._masks[rows.numpy()] = masks.cpu().numpy()
-                self._mask_step[rows[stale]] = step
-            self._batch_masks = masks
-        return self._batch_masks
+                run.state.masks[rows.numpy()] = masks.cpu().numpy()
+                run.state.mask_step[rows[stale]] = step
+            run.state.batch_masks = masks
+        return run.state.batch_masks
 
-    def _class_masks(self, scores, index, learn: bool):
+    def _class_masks(self, run, scores, index, learn: bool):
         """Add the batch's scores to its classes' running totals; each image gets its class's top-K.
 
         The totals are frozen for the final pass, so a class's released images share one mask.
         """
-        labels = self._labels[index]
+        labels = run.state.labels[index]
         if learn:
             share = scores / scores.sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)
-            self._class_scores.index_add_(0, labels, share)
-        return topk_mask(self._class_scores, self.k, "image")[labels]
+            run.state.class_scores.index_add_(0, labels, share)
+        return topk_mask(run.state.class_scores, self.k, "image")[labels]
 
-    def _constrain(self, delta, index):
+    def _constrain(self, run, delta, index):
         if self.mask == "fixed":
-            return delta * self._batch_masks
+            return delta * run.state.batch_masks
         return delta

@@ -46,7 +46,7 @@ class SP(Protection):
         self.patch_size = patch_size
         self.class_sep = class_sep
 
-    def _perturb(self, x, y, *, num_classes, generator, progress):
+    def _perturb(self, x, y, run, *, num_classes, generator, progress):
         n, channels, height, width = x.shape
         patch = self.patch_size or default_patch_size(min(height, width))
         rows, cols = math.ceil(height / patch), math.ceil(width / patch)

@@ -18,7 +18,6 @@ from ..models.augment import transform_distribution
 from ..models.pgd import pgd, project_linf
 from ._checkpoint import restore_run, save_run
 from ._source import SourceModel, accuracy
-from ._storage import NoiseStore
 from .base import Protection, check_range, register_protection
 
 
@@ -42,6 +41,10 @@ class TAP(Protection):
     """
 
     name = "tap"
+    needs_source_model = True
+    min_classes = 2  # each image is pushed towards another class
+    # 2 CPU cores: the reference search (40 clean epochs, 250 PGD steps x 8 restarts) is ~100x SALM's cost.
+    presets = {"cpu": {"source_epochs": 8, "pgd_steps": 20, "restarts": 1}}
     #: the reference code's schedule for its clean source model
     source_defaults = {"lr_milestones": (0.5, 0.75)}
 
@@ -70,31 +73,27 @@ class TAP(Protection):
     def targets(y: torch.Tensor, num_classes: int) -> torch.Tensor:
         return (y + 1) % num_classes
 
-    def train_source_model(self, x, y, *, num_classes, generator, progress, model=None, resume=None, after_step=None):
-        """The clean source model; ``x[index]`` gives a batch of float images (tensor or TrainImages).
-
-        ``model`` continues training a given network; ``resume``/``after_step`` as in ``train_source``.
-        """
+    def train_source_model(self, x, y, model, log: list, *, generator, progress, resume=None, after_step=None):
+        """Train ``model`` as the clean source model; ``x[index]`` gives a batch of float images
+        (tensor or TrainImages); ``resume``/``after_step`` as in ``train_source``."""
         source = SourceModel.of(self)
-        if model is None:
-            model = source.build(x, num_classes, self._precision)
         source.train(model, x, y, steps=self.source_epochs * math.ceil(len(x) / self.batch_size), generator=generator,
-                     log=self._log, desc="tap source model (clean)", progress=progress, resume=resume, after_step=after_step)
-        self._log.append({"source_train_accuracy": round(accuracy(model, lambda index: x[index], y), 4)})
+                     log=log, desc="tap source model (clean)", progress=progress, resume=resume, after_step=after_step)
+        log.append({"source_train_accuracy": round(accuracy(model, lambda index: x[index], y), 4)})
         return model.eval()
 
-    def _perturb(self, x, y, *, num_classes, generator, progress):
+    def _perturb(self, x, y, run, *, num_classes, generator, progress):
         # With a checkpoint, the crafted noise is also kept on disk (whole levels: what the release
         # rounds it to anyway), so a resumed run yields the batches crafted before the kill unchanged.
-        model, checkpoint = SourceModel.of(self).build(x, num_classes, self._precision), self._checkpoint
-        crafted = NoiseStore(x.shape, self.eps_levels(x.maximum), x.maximum) if checkpoint is not None else None
+        model, checkpoint = SourceModel.of(self).build(x, num_classes, run.precision), run.checkpoint
+        crafted = run.storage.noise(x.shape, self.eps_levels(x.maximum), x.maximum) if checkpoint is not None else None
         arrays = {"noise": crafted.levels} if crafted is not None else {}
         saved = {"stage": "source", "train": None, "crafted": 0}
-        if checkpoint is not None and self._resume:
-            saved = restore_run(checkpoint, model=model, generator=generator, log=self._log, arrays=arrays)
+        if run.resuming:
+            saved = restore_run(checkpoint, model=model, generator=generator, log=run.log, arrays=arrays)
 
         def save(stage, train=None, done=0):
-            save_run(checkpoint, model=model, generator=generator, log=self._log, arrays=arrays,
+            save_run(checkpoint, model=model, generator=generator, log=run.log, arrays=arrays,
                      stage=stage, train=train, crafted=done)
 
         def after_step(steps_done, train_state):
@@ -102,8 +101,8 @@ class TAP(Protection):
                 save("source", train_state())
 
         if saved["stage"] == "source":
-            self.train_source_model(x, y, num_classes=num_classes, generator=generator, progress=progress, model=model,
-                                    resume=saved["train"], after_step=after_step)
+            self.train_source_model(x, y, model, run.log, generator=generator, progress=progress, resume=saved["train"],
+                                    after_step=after_step)
             if checkpoint is not None:  # a stage boundary
                 save("craft")
         model.eval()

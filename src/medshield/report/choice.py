@@ -10,16 +10,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..protect import PROTECTIONS
+
 SUMMARY = Path(__file__).with_name("frontier_cpu.json")
 REFERENCE_DATASET = "bloodmnist"  # where a dataset of the owner's own was not measured
 
 
 def setting_of(method: str, params: dict) -> str:
-    """The frontier's name for a release's method and parameters ("em eps=8", "salm --sparse k=0.30")."""
-    eps = f"eps={round(255 * params.get('eps', 8 / 255)):g}"
-    if method == "salm":
-        return f"salm {'--sparse ' if params.get('sparse') else ''}k={params.get('k', 0.10):.2f}"
-    return f"{method} {eps}"
+    """The frontier's name for a release's method and parameters ("em eps=8", "salm --sparse k=0.30"):
+    the method says it (``Protection.setting``)."""
+    return PROTECTIONS.get(method).setting(params)
 
 
 def load_summary(path: Path = SUMMARY) -> dict:
