@@ -120,9 +120,11 @@ def checked_protection(method: str, preset_name: str, params: dict | None, suppo
 
 def check_task(data, spec: str, protection: Protection, support: list[str] | None) -> None:
     """A train split with too few classes for the method: one line saying what helps."""
-    problem = protection.task_problem(len(np.unique(data.labels("train"))), support is not None)
+    count = len(np.unique(data.labels("train")))
+    problem = protection.task_problem(count, support is not None)
     if problem:
-        raise InputError(f"{spec}: its train split holds {len(np.unique(data.labels('train')))} class(es); {problem}")
+        held = "one class" if count == 1 else f"{count} classes"
+        raise InputError(f"{spec}: its train split holds {held}; {problem}")
 
 
 def run_checkpoint(out, data, protection: Protection, seed: int, threads: int, precision: str, request: dict,
