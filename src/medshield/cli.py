@@ -206,6 +206,8 @@ def _run(args) -> int:
             support_classes=args.support_classes, resume=args.resume, signing_key=args.signing_key, size=args.size,
             channels=args.channels, convert=args.convert,
         )
+        if release is None:  # a torchrun process other than rank 0: rank 0 publishes
+            return 0
         m = release.manifest
         key_path = args.key_out or default_key_path(release.path)
         print(f"medshield: the key that restores the originals is {key_path}: keep it private and never publish it "

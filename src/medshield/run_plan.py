@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from ._distributed import is_main, world_size
 from ._runtime import machine, now_iso, package_versions, pick_device, use_threads
 from .data.duplicates import share_noise
 from .data.medmnist import load
@@ -100,7 +101,7 @@ def plan(dataset: str, out: str | Path, *, method: str, preset_name: str = "pape
         spec=dataset, data=data, generation_data=with_support(data, support, support_classes, classes, seed, root),
         protection=protection, preset_name=preset_name, seed=seed, device=device, precision=precision,
         threads=threads, progress=progress, out=Path(out), key_path=key_path, replace=replace,
-        owner=owner_key(signing_key), checkpoint=checkpoint, resume=resume,
+        owner=owner_key(signing_key) if is_main() else None, checkpoint=checkpoint, resume=resume,
         selected=select_for_protection(data, fraction, classes, seed), request=request, labels_csv=labels,
         jpeg_as_png=jpeg_as_png)
 
@@ -134,6 +135,7 @@ def run_checkpoint(out, data, protection: Protection, seed: int, threads: int, p
         "input": data.fingerprint(), "method": protection.name, "params": protection.params(), "seed": seed,
         "threads": threads, "precision": precision, **request, "medshield": __version__,
         "torch": package_versions()["torch"], "working": getattr(data, "notes", {}).get("working"),
+        **({"world": world_size()} if world_size() > 1 else {}),  # torchrun's processes: a resume needs as many
     }, every_s=every_s)
     if resume:
         checkpoint.check_resumable()
@@ -171,9 +173,12 @@ def select_for_protection(data, fraction: float, classes: list[int] | None, seed
 
 def generate(run: ProtectionRun):
     """Run the method; returns its result with the released images as the owner's release holds them:
-    support rows dropped, duplicates sharing one noise, unselected images unchanged."""
+    support rows dropped, duplicates sharing one noise, unselected images unchanged. Under torchrun only
+    rank 0 holds the released images; the other processes return None."""
     result = run.protection.protect(run.generation_data, seed=run.seed, device=run.device, progress=run.progress,
                                     precision=run.precision, checkpoint=run.checkpoint, resume=run.resume)
+    if not is_main():
+        return None
     data, originals = run.data, run.data.images("train")
     if run.generation_data is not data:
         result.released = owner_rows(result.released, originals, run.generation_data.rows)
@@ -197,8 +202,11 @@ def owner_rows(released: ScratchArray, originals: np.ndarray, rows: np.ndarray) 
     return owner
 
 
-def publish(run: ProtectionRun, result) -> Release:
-    """Write, check, seal, sign and publish the release; the checkpoint goes once it is complete."""
+def publish(run: ProtectionRun, result) -> Release | None:
+    """Write, check, seal, sign and publish the release; the checkpoint goes once it is complete.
+    Under torchrun rank 0 alone publishes, after every process finished (the others: None)."""
+    if result is None:
+        return None
     created = now_iso()
     release = write_release(run.out, run.data, result.released, public_manifest(run, result, created),
                             max_linf=result.max_linf, max_l0=result.max_l0, overwrite=run.replace, key_out=run.key_path,

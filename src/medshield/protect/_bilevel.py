@@ -75,6 +75,7 @@ class ErrorMinimizingLoop(Protection):
     """
 
     needs_source_model = True
+    distributed = True
     min_classes = 2  # error-minimizing noise minimizes a classification loss: nothing to minimize with one class
     accepts_support = True
     #: source-model settings that differ from ``SourceModel``'s defaults for this method
@@ -124,6 +125,12 @@ class ErrorMinimizingLoop(Protection):
         check_range(name, "dct_keep", dct_keep, 1, 8, " (DCT frequencies kept per 8x8 block and axis)")
         self.dct_keep = dct_keep
 
+    def distributed_problem(self, processes: int) -> str | None:
+        if self.batch_size % processes:
+            return (f"its batch_size {self.batch_size} is not a multiple of {processes}: each process takes an equal share "
+                    "of every batch")
+        return None
+
     # Hooks for methods that restrict where the noise goes (SALM's mask).
     def _start(self, delta: torch.Tensor) -> torch.Tensor:
         return delta
@@ -154,18 +161,21 @@ class ErrorMinimizingLoop(Protection):
                               generator=generator)
         return batch + (example - fixed)
 
-    def _robust_loss(self, generator):
-        """The source model's training loss with ``adv_eps``: cross-entropy on adversarial examples."""
+    def _robust_loss(self, network, generator):
+        """The source model's training loss with ``adv_eps``: cross-entropy on adversarial examples, crafted
+        on ``network`` itself (not on its data-parallel wrapper, whose every call is a training step's)."""
         def loss(model, inputs, labels):
-            logits = model(self._adversarial(model, inputs, labels, generator))
+            logits = model(self._adversarial(network, inputs, labels, generator))
             return F.cross_entropy(logits, labels), logits
         return loss if self.adv_eps else None
 
     # Where the noise is stored: per sample, in the run's storage (class-wise EM overrides these).
     def _init_noise(self, run, x, y: torch.Tensor, num_classes: int, generator: torch.Generator) -> None:
         run.state.noise = run.storage.noise(x.shape, self.eps_levels(x.maximum), x.maximum)
-        for index in torch.arange(len(x), device=x.device).split(self.batch_size):
-            run.state.noise.store(index, self._random_start(x[index], generator))
+        for number, index in enumerate(torch.arange(len(x), device=x.device).split(self.batch_size)):
+            start = self._random_start(x[index], generator)  # drawn by every process: the generator stays in step
+            if run.world is None or number % run.world.size == run.world.rank:
+                run.state.noise.store(index, start)
 
     def _load(self, run, index: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return run.state.noise.load(index, y.device)
@@ -185,20 +195,29 @@ class ErrorMinimizingLoop(Protection):
         vars(run.state).update(state)
 
     def _perturb(self, x, y, run, *, num_classes, generator, progress):
-        device = x.device
+        world = run.world
+        # Under torchrun every process keeps ``generator`` in step (the batches it draws are the global
+        # ones) and draws its share's transformations from a generator of its own.
+        draws = generator if world is None else world.generator(generator)
         self._init_noise(run, x, y, num_classes, generator)
         source = SourceModel.of(self)
-        model = source.build(x, num_classes, run.precision)
+        model = source.build(x, num_classes, run.precision)  # PGD and the final pass call it directly
+        trained = model if world is None else world.data_parallel(model, x.device)  # the steps: data-parallel
         transform = transform_distribution(self.transform)
         checkpoint = run.checkpoint
         saved = {"stage": "source", "train": None, "final_done": 0}
         if run.resuming:  # continue a killed run: everything as it was when saved
             saved = restore_run(checkpoint, model=model, generator=generator, log=run.log, arrays=self._checkpoint_arrays(run))
             self._restore_state(run, saved["extra"])
+            if world is not None:
+                draws.set_state(saved["draws"][world.rank])
+        elif world is not None:
+            world.barrier()  # every process has written its batches' random starts
 
         def save(stage, train=None, final_done=0):
+            ranks = {} if world is None else {"draws": world.gather(draws.get_state())}
             save_run(checkpoint, model=model, generator=generator, log=run.log, arrays=self._checkpoint_arrays(run),
-                     stage=stage, train=train, final_done=final_done, extra=self._checkpoint_state(run))
+                     stage=stage, train=train, final_done=final_done, extra=self._checkpoint_state(run), **ranks)
 
         def after_step(steps_done, train_state):
             if checkpoint is not None and checkpoint.due():
@@ -208,36 +227,48 @@ class ErrorMinimizingLoop(Protection):
             xb, yb = x[index], y[index]
             model.eval()
             d = pgd(model, xb, self._load(run, index, yb), yb, steps=self.pgd_steps, step_size=self.step_size, eps=self.eps,
-                    descend=True, transform=transform, generator=generator, samples=self.samples,
+                    descend=True, transform=transform, generator=draws, samples=self.samples,
                     mask=lambda grad, delta, pgd_step: self._update_mask(run, grad, delta, index, step, pgd_step),
                     constrain=lambda delta: self._constrain(run, self._shaped(delta, xb) if self.dct_keep < 8 else delta, index),
-                    inner=(lambda batch: self._adversarial(model, batch, yb, generator)) if self.adv_eps else None)
+                    inner=(lambda batch: self._adversarial(model, batch, yb, draws)) if self.adv_eps else None)
             self._store(run, index, yb, d)
             return xb + self._load(run, index, yb)
 
         passes = max(1, math.ceil(len(x) / self.batch_size))
 
         def reached_accuracy(step):
-            # The original EM stop rule, checked once per pass over the data.
+            # The original EM stop rule, checked once per pass over the data (by every process, on every image).
             if self.stop_accuracy is None or (step + 1) % passes:
                 return False
-            return accuracy(model, lambda index: x[index] + self._load(run, index, y[index]), y) >= self.stop_accuracy
+            reached = accuracy(model, lambda index: x[index] + self._load(run, index, y[index]), y) >= self.stop_accuracy
+            return reached if world is None else world.agree(reached, x.device)
 
         if saved["stage"] == "source":
-            source.train(model, x, y, steps=self.steps, generator=generator, prepare=perturbed, stop=reached_accuracy,
+            source.train(trained, x, y, steps=self.steps, generator=generator, prepare=perturbed, stop=reached_accuracy,
                          log=run.log, desc=f"{self.name} source steps", progress=progress, resume=saved["train"],
-                         after_step=after_step, loss=self._robust_loss(generator))
+                         after_step=after_step, loss=self._robust_loss(model, draws), world=world, draws=draws)
             if checkpoint is not None:  # a stage boundary
                 save("final")
-        chunks = torch.arange(len(x), device=device).split(self.batch_size)
+        chunks = torch.arange(len(x), device=x.device).split(self.batch_size)
         if self.final_pass:
-            bar = tqdm(chunks, desc=f"{self.name} final pass", disable=not progress, leave=False)
-            for done, index in enumerate(bar, start=1):
-                if done <= saved["final_done"]:
-                    continue
-                perturbed(index, self.steps)
-                if checkpoint is not None and (checkpoint.due() or done == len(chunks)):
-                    save("final", final_done=done)
-        for index in chunks:  # after the final pass: class-wise noise is final only once every batch is done
+            self._final_pass(run, chunks, perturbed, save, saved["final_done"], progress)
+        if world is not None:
+            world.barrier()  # every process's noise is written: rank 0 releases it
+        for index in chunks if run.main else ():  # after the final pass: class-wise noise is final only once every batch is done
             yield index, self._load(run, index, y[index])
         run.state = SimpleNamespace()  # frees the noise (and masks) before the release is written
+
+    def _final_pass(self, run, chunks, perturbed, save, done: int, progress: bool) -> None:
+        """Every image's noise once more with the final model, ``done`` batches of it already saved; under
+        torchrun in rounds of one batch per process (the checkpoint counts whole rounds)."""
+        width = 1 if run.world is None else run.world.size
+        bar = tqdm(range(0, len(chunks), width), desc=f"{self.name} final pass", disable=not progress, leave=False)
+        for first in bar:
+            end = min(first + width, len(chunks))
+            if end <= done:
+                continue
+            mine = first + (0 if run.world is None else run.world.rank)
+            if mine < end:
+                perturbed(chunks[mine], self.steps)
+            if run.checkpoint is not None and (run.checkpoint.due() or end == len(chunks)):
+                save("final", final_done=end)

@@ -58,6 +58,11 @@ class Checkpoint:
         if not self.exists():
             raise InputError(f"--resume: no checkpoint in {self.folder}; run without --resume to start")
         saved = json.loads((self.path / "run.json").read_text())
+        processes = saved.get("world", 1), self.run.get("world", 1)
+        if processes[0] != processes[1]:
+            raise InputError(f"--resume: the checkpoint in {self.folder} was written by {processes[0]} process(es) and this "
+                             f"run has {processes[1]}: resume with as many (torchrun --nproc-per-node, --nnodes), or delete "
+                             "the folder to start over")
         differs = sorted(k for k in set(saved) | set(self.run) if saved.get(k) != self.run.get(k))
         if differs:
             detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {self.run.get(k)!r}" for k in differs[:3])

@@ -142,6 +142,8 @@ def train_source(
     resume: dict | None = None,
     after_step: Callable[[int, Callable[[], dict]], None] | None = None,
     loss: Callable | None = None,
+    world=None,
+    draws: torch.Generator | None = None,
 ) -> int:
     """Train ``model`` for ``steps`` SGD steps; returns the number of steps run.
 
@@ -151,6 +153,8 @@ def train_source(
     ``after_step(steps_done, state)`` is called after every step with a function returning this
     loop's state (step, sample order, optimizer, schedule), which ``resume`` continues from.
     ``loss(model, inputs, labels)`` -> (loss, logits) replaces cross-entropy (REM's adversarial loss).
+    Under torchrun (``world``), every process draws the same batch from ``generator`` and trains the
+    data-parallel ``model`` on its share, its transformations drawn from ``draws`` (default: ``generator``).
     """
     optimizer = make_optimizer(model, "sgd", lr=lr, momentum=momentum, weight_decay=weight_decay)
     scheduler = make_schedule(optimizer, "multistep", total=steps, milestones=lr_milestones, decay=lr_decay)
@@ -170,8 +174,9 @@ def train_source(
         if len(order) < batch_size:
             order = torch.cat([order, torch.randperm(n, generator=generator)])
         index, order = order[:batch_size].to(device), order[batch_size:]
+        index = index if world is None else world.share(index)
         batch = x[index] if prepare is None else prepare(index, step)
-        value, logits = train_step(model, optimizer, scheduler, transform(batch, generator), y[index], loss)
+        value, logits = train_step(model, optimizer, scheduler, transform(batch, draws or generator), y[index], loss)
         acc = (logits.argmax(1) == y[index]).float().mean().item()
         bar.set_postfix(loss=f"{value.item():.3f}", acc=f"{acc:.3f}")
         if log is not None and (step % 50 == 0 or step == steps - 1):

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .._registry import Registry
+from .._distributed import current_world
 from .._runtime import pick_device, seed_everything
 from ..data.medmnist import MedMNISTData
 from ..data.scratch import ScratchArray
@@ -27,6 +28,7 @@ from ..errors import InputError
 from ..models import resolve_precision
 from ._ops import project_l0, quantize
 from ._storage import TrainImages
+from ._shared import SharedCheckpoint, SharedStorage
 from .run import RunContext, Storage
 
 PROTECTIONS: Registry[type["Protection"]] = Registry("method")
@@ -85,6 +87,8 @@ class Protection:
     visible_eps = 16 / 255
     #: its settings per named preset, on top of the preset's common ones (``presets.PRESETS``)
     presets: dict[str, dict] = {}
+    #: runs data-parallel under torchrun (``_distributed``); the others run in one process
+    distributed = False
 
     def __init__(self, *, eps: float = 8 / 255):
         check_range(self.name, "eps", eps, 1 / 255, 1.0, " (a fraction of the range: 8/255, not 8)")
@@ -116,6 +120,10 @@ class Protection:
                     "generation (paper Section 7.1)")
         return f"{cls.name} needs {cls.min_classes} or more classes"
 
+    def distributed_problem(self, processes: int) -> str | None:
+        """Why these settings cannot run in ``processes`` data-parallel processes (None: they can)."""
+        return None if self.distributed else "it runs in one process"
+
     @classmethod
     def setting(cls, params: dict) -> str:
         """A release's setting in a few words, as the frontier names it ("em eps=8")."""
@@ -141,22 +149,22 @@ class Protection:
         dataset-sized arrays live (default: scratch files on disk). The instance keeps nothing of
         the run: everything goes through the :class:`~medshield.protect.run.RunContext`.
         """
-        dev = pick_device(device)
-        run = RunContext(dev, resolve_precision(precision, dev), checkpoint, resume, storage or Storage())
+        run = self._context(pick_device(device), precision, checkpoint, resume, storage)
         generator = seed_everything(seed)
-        x = TrainImages(data, dev)
+        x = TrainImages(data, run.device)
         labels = torch.from_numpy(data.labels("train")).to(x.device)
         levels = self.eps_levels(x.maximum)
         released = run.storage.array(x.stored_shape, x.dtype)
         start = time.perf_counter()
-        for index, delta in self._perturb(x, labels, run, num_classes=data.num_classes, generator=generator,
-                                          progress=progress):
-            delta = delta.detach().cpu()
-            if self.max_l0 < 1.0:
-                delta = project_l0(delta, self.max_l0)
-            rows = index.cpu().numpy()
-            stored = x.read(rows)
-            released[rows] = to_stored(quantize(to_tensor(stored), delta, levels, x.maximum), stored)
+        with run.guard():
+            for index, delta in self._perturb(x, labels, run, num_classes=data.num_classes, generator=generator,
+                                              progress=progress and run.main):
+                delta = delta.detach().cpu()
+                if self.max_l0 < 1.0:
+                    delta = project_l0(delta, self.max_l0)
+                rows = index.cpu().numpy()
+                stored = x.read(rows)
+                released[rows] = to_stored(quantize(to_tensor(stored), delta, levels, x.maximum), stored)
         return ProtectionResult(
             released=released,
             params={"method": self.name, **self.params()},
@@ -166,6 +174,21 @@ class Protection:
             precision=run.precision,
             log=run.log,
         )
+
+    def _context(self, dev, precision, checkpoint, resume, storage) -> RunContext:
+        """The run's context; under torchrun, on this process's device, with shared arrays and checkpoint."""
+        world = current_world()
+        if world is None:
+            return RunContext(dev, resolve_precision(precision, dev), checkpoint, resume, storage or Storage())
+        problem = self.distributed_problem(world.size)
+        if problem or checkpoint is None:
+            problem = problem or "it needs a checkpoint: its work folder holds the arrays the processes share"
+            raise InputError(f"torchrun: {self.name} cannot run in {world.size} processes: {problem}; run it without "
+                             "torchrun (one process)")
+        dev = world.device(dev)
+        world.start(dev)
+        return RunContext(dev, resolve_precision(precision, dev), SharedCheckpoint(checkpoint, world, dev), resume,
+                          storage or SharedStorage(checkpoint.folder, world), world=world)
 
     def _perturb(
         self, x: TrainImages, y: torch.Tensor, run: RunContext, *, num_classes: int, generator: torch.Generator,

@@ -36,6 +36,11 @@ class EM(ErrorMinimizingLoop):
             raise InputError(f"em: mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.mode = mode
 
+    def distributed_problem(self, processes):
+        if self.mode == "class":
+            return "its class-wise noise is the mean of each batch's updates, in order"
+        return super().distributed_problem(processes)
+
     def _init_noise(self, run, x, y, num_classes, generator):
         if self.mode == "sample":
             return super()._init_noise(run, x, y, num_classes, generator)

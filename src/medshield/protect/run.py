@@ -8,12 +8,14 @@ instance can run twice, or in several processes at once, and a run can be given 
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import numpy as np
 import torch
 
+from .._distributed import World
 from ..data.scratch import ScratchArray
 from ._storage import NoiseStore
 
@@ -32,7 +34,8 @@ class Storage:
 
 @dataclass
 class RunContext:
-    """One run's device, precision, checkpointer (None: none), storage, log and per-run state."""
+    """One run's device, precision, checkpointer (None: none), storage, log and per-run state; under
+    torchrun, this process's place in the data-parallel run (``world``; None: one process)."""
 
     device: torch.device
     precision: str = "fp32"
@@ -42,6 +45,16 @@ class RunContext:
     log: list[dict] = field(default_factory=list)
     #: the method's own arrays for this run (noise store, masks, class scores), set by its hooks
     state: SimpleNamespace = field(default_factory=SimpleNamespace)
+    world: World | None = None
+
+    @property
+    def main(self) -> bool:
+        """Whether this process yields the release (rank 0, or the only process)."""
+        return self.world is None or self.world.main
+
+    def guard(self):
+        """Around the run: a lost peer is one line (:meth:`World.guard`); nothing in one process."""
+        return nullcontext() if self.world is None else self.world.guard()
 
     @property
     def resuming(self) -> bool:

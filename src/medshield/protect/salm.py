@@ -84,6 +84,13 @@ class SALM(ErrorMinimizingLoop):
         self.mask_scope = mask_scope
         self.mask_refresh = mask_refresh
 
+    def distributed_problem(self, processes):
+        if self.mask_scope == "class":
+            return "its class masks add up every batch's gradients, in order"
+        if self.mask == "fixed" and self.mask_refresh > 1:
+            return "mask_refresh > 1 keeps each image's last mask step in one process's memory"
+        return super().distributed_problem(processes)
+
     def _init_noise(self, run, x, y, num_classes, generator):
         if self.mask_scope == "class":  # running |gradient| per class and position; labels to look them up
             run.state.labels = y

@@ -1,0 +1,118 @@
+"""Data-parallel runs under ``torchrun``: which process this is, and the few collectives medshield uses.
+
+``torchrun --nproc-per-node N -m medshield ...`` (PyTorch's launcher, ``torch.distributed.run``)
+starts N processes and tells each its place through the environment: ``WORLD_SIZE``, ``RANK``,
+``LOCAL_RANK`` and the rendezvous address. medshield reads that here and nowhere else, and runs on
+``torch.distributed`` alone: the process group (gloo on CPU, NCCL on CUDA, each process on its
+local GPU), ``DistributedDataParallel``, barriers and broadcasts. Without torchrun, or with one
+process, :func:`current_world` is None and every caller takes the one-process code, byte for byte.
+
+A peer that dies makes the collectives of the others fail (gloo: its connection closes; NCCL:
+the watchdog aborts at ``TIMEOUT``) and torchrun's agent stops the rest: :meth:`World.guard`
+turns the failure into one line. ``TIMEOUT`` bounds the wait for a peer: long enough for the
+slowest step a healthy peer takes (a checkpoint of a large noise store, written by rank 0 while
+the others wait), short enough that a hung peer ends the run instead of holding the devices.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+TIMEOUT = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the ``size`` processes torchrun started (rank 0 writes and publishes)."""
+
+    rank: int
+    size: int
+    local_rank: int
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def device(self, device: torch.device) -> torch.device:
+        """The device this process runs on: its own GPU (``LOCAL_RANK``) on a CUDA machine."""
+        if device.type != "cuda":
+            return device
+        torch.cuda.set_device(self.local_rank)
+        return torch.device("cuda", self.local_rank)
+
+    def start(self, device: torch.device) -> None:
+        """Join the process group (once per process): gloo on CPU, NCCL on CUDA."""
+        if dist.is_initialized():
+            return
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, rank=self.rank, world_size=self.size, timeout=TIMEOUT,
+                                device_id=device if device.type == "cuda" else None)
+        atexit.register(dist.destroy_process_group)
+
+    def share(self, items):
+        """This process's share of ``items`` (a batch's indices, a list of chunks): every ``size``-th from ``rank``."""
+        return items[self.rank::self.size]
+
+    def generator(self, shared: torch.Generator) -> torch.Generator:
+        """A generator of this process's own, seeded from ``shared`` (which every process advances alike)."""
+        seed = int(torch.randint(2**62, (1,), generator=shared))
+        return torch.Generator().manual_seed(seed + self.rank)
+
+    def barrier(self) -> None:
+        dist.barrier()
+
+    def agree(self, flag: bool, device: torch.device) -> bool:
+        """Rank 0's ``flag`` on every process (a decision all must take together: save now, stop now)."""
+        value = torch.tensor([int(flag)], device=device)
+        dist.broadcast(value, src=0)
+        return bool(value.item())
+
+    def gather(self, value) -> list:
+        """Every process's ``value`` (picklable), in rank order, on every process."""
+        values = [None] * self.size
+        dist.all_gather_object(values, value)
+        return values
+
+    def data_parallel(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        """``model`` trained data-parallel: gradients averaged over the processes (DDP); on CUDA its batch
+        normalization uses the statistics of the global batch (SyncBatchNorm; PyTorch's runs on GPUs only,
+        so on CPU each process normalizes by its share and DDP hands rank 0's running statistics to all)."""
+        if device.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
+        return torch.nn.parallel.DistributedDataParallel(model)
+
+    @contextmanager
+    def guard(self):
+        """A collective that fails because a peer is gone ends this process with one line (an OSError)."""
+        try:
+            yield
+        except dist.DistError as exc:
+            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ConnectionError(f"process {self.rank} of {self.size}: a peer stopped ({detail}); nothing was published: "
+                                  "rerun the same torchrun command with --resume") from None
+
+
+def current_world() -> World | None:
+    """This process's :class:`World` under torchrun with two or more processes, else None."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return None
+    return World(rank=int(os.environ["RANK"]), size=size, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def is_main() -> bool:
+    """Whether this process writes and publishes (rank 0, or the only process)."""
+    world = current_world()
+    return world is None or world.main
+
+
+def world_size() -> int:
+    world = current_world()
+    return 1 if world is None else world.size
