@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
+import signal
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,6 +27,8 @@ import torch
 import torch.distributed as dist
 
 TIMEOUT = timedelta(minutes=30)
+# What a collective's RuntimeError says when a peer is gone (gloo: "Connection closed by peer"; NCCL: its watchdog).
+PEER_LOST = ("connection closed", "connection reset", "gloo", "nccl", "timed out", "timeout")
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,10 @@ class World:
         dist.init_process_group(backend, rank=self.rank, world_size=self.size, timeout=TIMEOUT,
                                 device_id=device if device.type == "cuda" else None)
         atexit.register(dist.destroy_process_group)
+        signal.signal(signal.SIGTERM, self._stopped)  # torchrun's agent stops the survivors of a failed peer
+
+    def _stopped(self, signum, frame):
+        raise self._lost("stopped by torchrun, another process failed")
 
     def share(self, items):
         """This process's share of ``items`` (a batch's indices, a list of chunks): every ``size``-th from ``rank``."""
@@ -80,23 +88,42 @@ class World:
         return values
 
     def data_parallel(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-        """``model`` trained data-parallel: gradients averaged over the processes (DDP); on CUDA its batch
-        normalization uses the statistics of the global batch (SyncBatchNorm; PyTorch's runs on GPUs only,
-        so on CPU each process normalizes by its share and DDP hands rank 0's running statistics to all)."""
+        """``model`` trained data-parallel: gradients averaged over the processes (DDP). On CUDA its batch
+        normalization uses the statistics of the global batch (SyncBatchNorm); PyTorch's runs on GPUs only,
+        so on CPU each process normalizes by its share and :meth:`settle` averages the running statistics."""
         if device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
             return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
-        return torch.nn.parallel.DistributedDataParallel(model)
+        return torch.nn.parallel.DistributedDataParallel(model, forward_sync_buffers=False)
+
+    def settle(self, model: torch.nn.Module) -> None:
+        """After a CPU training step: every process's running statistics the mean of all, so that the
+        model each process attacks next (and rank 0 saves) is one model (on CUDA they are one already)."""
+        buffers = [b for b in model.buffers() if b.is_floating_point()]
+        if not buffers or buffers[0].device.type == "cuda":
+            return
+        flat = torch.cat([b.reshape(-1) for b in buffers])
+        dist.all_reduce(flat)
+        flat /= self.size
+        for buffer, value in zip(buffers, flat.split([b.numel() for b in buffers])):
+            buffer.copy_(value.view_as(buffer))
 
     @contextmanager
     def guard(self):
         """A collective that fails because a peer is gone ends this process with one line (an OSError)."""
         try:
             yield
-        except dist.DistError as exc:
-            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise ConnectionError(f"process {self.rank} of {self.size}: a peer stopped ({detail}); nothing was published: "
-                                  "rerun the same torchrun command with --resume") from None
+        except RuntimeError as exc:  # torch.distributed.DistError is one too
+            text = str(exc).strip()
+            if not isinstance(exc, dist.DistError) and not any(sign in text.lower() for sign in PEER_LOST):
+                raise
+            cause = re.sub(r"^\[[^\]]*\]\s*", "", text.splitlines()[0]).split(". ")[0][:120] if text else type(exc).__name__
+            raise self._lost(f"another process stopped ({cause})") from None
+
+    def _lost(self, detail: str) -> ConnectionError:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # this process is ending already: torchrun's stop adds nothing
+        return ConnectionError(f"process {self.rank} of {self.size}: {detail}; nothing was published: rerun the same "
+                               "torchrun command with --resume (same number of processes)")
 
 
 def current_world() -> World | None:

@@ -209,17 +209,20 @@ class ErrorMinimizingLoop(Protection):
         if run.resuming:  # continue a killed run: everything as it was when saved
             saved = restore_run(checkpoint, model=model, generator=generator, log=run.log, arrays=self._checkpoint_arrays(run))
             self._restore_state(run, saved["extra"])
-            if world is not None:
-                draws.set_state(saved["draws"][world.rank])
+            if world is not None:  # this process's own random states
+                draws.set_state(saved["ranks"][world.rank][0])
+                torch.set_rng_state(saved["ranks"][world.rank][1])
         elif world is not None:
             world.barrier()  # every process has written its batches' random starts
 
         def save(stage, train=None, final_done=0):
-            ranks = {} if world is None else {"draws": world.gather(draws.get_state())}
+            ranks = {} if world is None else {"ranks": world.gather((draws.get_state(), torch.get_rng_state()))}
             save_run(checkpoint, model=model, generator=generator, log=run.log, arrays=self._checkpoint_arrays(run),
                      stage=stage, train=train, final_done=final_done, extra=self._checkpoint_state(run), **ranks)
 
         def after_step(steps_done, train_state):
+            if world is not None:
+                world.settle(model)
             if checkpoint is not None and checkpoint.due():
                 save("source", train_state())
 
@@ -247,6 +250,8 @@ class ErrorMinimizingLoop(Protection):
             source.train(trained, x, y, steps=self.steps, generator=generator, prepare=perturbed, stop=reached_accuracy,
                          log=run.log, desc=f"{self.name} source steps", progress=progress, resume=saved["train"],
                          after_step=after_step, loss=self._robust_loss(model, draws), world=world, draws=draws)
+            if world is not None:  # also after a step the stop rule ended
+                world.settle(model)
             if checkpoint is not None:  # a stage boundary
                 save("final")
         chunks = torch.arange(len(x), device=x.device).split(self.batch_size)
