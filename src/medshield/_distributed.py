@@ -68,9 +68,10 @@ class World:
         return items[self.rank::self.size]
 
     def generator(self, shared: torch.Generator) -> torch.Generator:
-        """A generator of this process's own, seeded from ``shared`` (which every process advances alike)."""
-        seed = int(torch.randint(2**62, (1,), generator=shared))
-        return torch.Generator().manual_seed(seed + self.rank)
+        """A generator of this process's own, seeded from ``shared``'s seed without drawing from it: ``shared``
+        (which every process advances alike) then gives the images' random starts and the first pass's
+        order that one process draws."""
+        return torch.Generator().manual_seed(shared.initial_seed() + 1 + self.rank)
 
     def barrier(self) -> None:
         dist.barrier()
