@@ -128,3 +128,15 @@ def test_a_method_or_setting_that_runs_in_one_process_is_refused_in_one_line(tin
                                    ("salm", {**loop, "batch_size": 33}, "not a multiple of 2")]:
         with pytest.raises(InputError, match=f"torchrun: {method} cannot run in 2 processes: .*{reason}"):
             pipeline.protect(str(tiny_npz), tmp_path / method, method=method, params=params, progress=False)
+
+
+def test_the_documented_torchrun_commands_parse():
+    from pathlib import Path
+
+    from medshield.cli import build_parser
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "distributed.md").read_text()
+    commands = [line for line in page.splitlines() if line.startswith("torchrun ")]
+    assert len(commands) == 2
+    for command in commands:
+        build_parser().parse_args(command.split(" -m medshield ", 1)[1].split())

@@ -205,15 +205,7 @@ class ErrorMinimizingLoop(Protection):
         trained = model if world is None else world.data_parallel(model, x.device)  # the steps: data-parallel
         transform = transform_distribution(self.transform)
         checkpoint = run.checkpoint
-        saved = {"stage": "source", "train": None, "final_done": 0}
-        if run.resuming:  # continue a killed run: everything as it was when saved
-            saved = restore_run(checkpoint, model=model, generator=generator, log=run.log, arrays=self._checkpoint_arrays(run))
-            self._restore_state(run, saved["extra"])
-            if world is not None:  # this process's own random states
-                draws.set_state(saved["ranks"][world.rank][0])
-                torch.set_rng_state(saved["ranks"][world.rank][1])
-        elif world is not None:
-            world.barrier()  # every process has written its batches' random starts
+        saved = self._start_from(run, model, generator, draws)
 
         def save(stage, train=None, final_done=0):
             ranks = {} if world is None else {"ranks": world.gather((draws.get_state(), torch.get_rng_state()))}
@@ -262,6 +254,19 @@ class ErrorMinimizingLoop(Protection):
         for index in chunks if run.main else ():  # after the final pass: class-wise noise is final only once every batch is done
             yield index, self._load(run, index, y[index])
         run.state = SimpleNamespace()  # frees the noise (and masks) before the release is written
+
+    def _start_from(self, run, model, generator, draws) -> dict:
+        """Where the run starts: the beginning, or a killed run's checkpoint, everything as it was when saved."""
+        if not run.resuming:
+            if run.world is not None:
+                run.world.barrier()  # every process has written its batches' random starts
+            return {"stage": "source", "train": None, "final_done": 0}
+        saved = restore_run(run.checkpoint, model=model, generator=generator, log=run.log, arrays=self._checkpoint_arrays(run))
+        self._restore_state(run, saved["extra"])
+        if run.world is not None:  # this process's own random states
+            draws.set_state(saved["ranks"][run.world.rank][0])
+            torch.set_rng_state(saved["ranks"][run.world.rank][1])
+        return saved
 
     def _final_pass(self, run, chunks, perturbed, save, done: int, progress: bool) -> None:
         """Every image's noise once more with the final model, ``done`` batches of it already saved; under
