@@ -3,7 +3,7 @@
 The release of two processes is within the bounds on its written bytes and close to one
 process's; one process under torchrun is today's run, byte for byte; a process killed mid-run
 stops the other with one line, publishes nothing, and ``--resume`` (with two processes again)
-finishes to the bytes of a run never interrupted.
+finishes to the bytes of a run never interrupted. REM and TAP run in two processes too.
 """
 import os
 import subprocess
@@ -39,10 +39,10 @@ sys.exit(cli.main())
 """
 
 
-def torchrun(processes: int, program: list[str], dataset, out, *extra, env=None):
-    params = [arg for key, value in FAST.items() for arg in ("--param", f"{key}={value}")]
+def torchrun(processes: int, program: list[str], dataset, out, *extra, env=None, method="salm", settings=FAST):
+    params = [arg for key, value in settings.items() for arg in ("--param", f"{key}={value}")]
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes), *program, "protect",
-               str(dataset), "--out", str(out), "--method", "salm", *params, "--seed", str(SEED), "--quiet", *extra]
+               str(dataset), "--out", str(out), "--method", method, *params, "--seed", str(SEED), "--quiet", *extra]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=240)
 
@@ -117,6 +117,15 @@ def test_a_killed_process_stops_the_run_in_one_line_and_resume_finishes(dataset,
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert np.array_equal(train_images(out), two_processes)  # as if never interrupted
     assert not (tmp_path / "out.work").exists()
+
+
+@pytest.mark.parametrize("method, settings", [("rem", dict(steps=2, width=4, batch_size=32, pgd_steps=1, adv_steps=1)),
+                                              ("tap", dict(source_epochs=1, width=4, batch_size=32, pgd_steps=1, restarts=1))])
+def test_rem_and_tap_run_in_two_processes_within_the_bounds(dataset, tmp_path, method, settings):
+    done = torchrun(2, ["-m", "medshield"], dataset, tmp_path / "out", method=method, settings=settings)
+    assert done.returncode == 0, done.stderr[-2000:]
+    change = train_images(tmp_path / "out").astype(int) - np.load(dataset)["train_images"].astype(int)
+    assert 0 < np.abs(change).max() <= EPS_LEVELS
 
 
 def test_a_method_or_setting_that_runs_in_one_process_is_refused_in_one_line(tiny_npz, tmp_path, monkeypatch):
