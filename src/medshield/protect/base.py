@@ -147,7 +147,10 @@ class Protection:
         source model (SALM, EM, TAP) save their state as they go; ``resume`` continues from it,
         with the same bytes as a run that was never interrupted. ``storage`` says where the run's
         dataset-sized arrays live (default: scratch files on disk). The instance keeps nothing of
-        the run: everything goes through the :class:`~medshield.protect.run.RunContext`.
+        the run: everything goes through the :class:`~medshield.protect.run.RunContext`. Under
+        ``torchrun`` with several processes (``_distributed``), a method that declares ``distributed``
+        runs data-parallel with its arrays in the checkpoint's work folder, and only rank 0's result
+        holds the released images.
         """
         run = self._context(pick_device(device), precision, checkpoint, resume, storage)
         generator = seed_everything(seed)
