@@ -82,6 +82,11 @@ class World:
         dist.broadcast(value, src=0)
         return bool(value.item())
 
+    def total(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` summed over the processes, in place (each holds its share's part)."""
+        dist.all_reduce(tensor)
+        return tensor
+
     def gather(self, value) -> list:
         """Every process's ``value`` (picklable), in rank order, on every process."""
         values = [None] * self.size

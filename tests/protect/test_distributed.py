@@ -3,7 +3,7 @@
 The release of two processes is within the bounds on its written bytes and close to one
 process's; one process under torchrun is today's run, byte for byte; a process killed mid-run
 stops the other with one line, publishes nothing, and ``--resume`` (with two processes again)
-finishes to the bytes of a run never interrupted. REM and TAP run in two processes too.
+finishes to the bytes of a run never interrupted. REM, TAP and SALM's class masks run in two processes too.
 """
 import os
 import subprocess
@@ -120,8 +120,9 @@ def test_a_killed_process_stops_the_run_in_one_line_and_resume_finishes(dataset,
 
 
 @pytest.mark.parametrize("method, settings", [("rem", dict(steps=2, width=4, batch_size=32, pgd_steps=1, adv_steps=1)),
-                                              ("tap", dict(source_epochs=1, width=4, batch_size=32, pgd_steps=1, restarts=1))])
-def test_rem_and_tap_run_in_two_processes_within_the_bounds(dataset, tmp_path, method, settings):
+                                              ("tap", dict(source_epochs=1, width=4, batch_size=32, pgd_steps=1, restarts=1)),
+                                              ("salm", dict(steps=2, width=4, batch_size=32, pgd_steps=1, mask_scope="class"))])
+def test_rem_tap_and_class_masks_run_in_two_processes_within_the_bounds(dataset, tmp_path, method, settings):
     done = torchrun(2, ["-m", "medshield"], dataset, tmp_path / "out", method=method, settings=settings)
     assert done.returncode == 0, done.stderr[-2000:]
     change = train_images(tmp_path / "out").astype(int) - np.load(dataset)["train_images"].astype(int)

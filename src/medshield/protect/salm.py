@@ -85,8 +85,6 @@ class SALM(ErrorMinimizingLoop):
         self.mask_refresh = mask_refresh
 
     def distributed_problem(self, processes):
-        if self.mask_scope == "class":
-            return "its class masks add up every batch's gradients, in order"
         if self.mask == "fixed" and self.mask_refresh > 1:
             return "mask_refresh > 1 keeps each image's last mask step in one process's memory"
         return super().distributed_problem(processes)
@@ -156,7 +154,10 @@ class SALM(ErrorMinimizingLoop):
         labels = run.state.labels[index]
         if learn:
             share = scores / scores.sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)
-            run.state.class_scores.index_add_(0, labels, share)
+            if run.world is None:
+                run.state.class_scores.index_add_(0, labels, share)
+            else:  # under torchrun: every process's share of the batch, so that all hold the same totals
+                run.state.class_scores += run.world.total(torch.zeros_like(run.state.class_scores).index_add_(0, labels, share))
         return topk_mask(run.state.class_scores, self.k, "image")[labels]
 
     def _constrain(self, run, delta, index):
