@@ -208,9 +208,9 @@ class ErrorMinimizingLoop(Protection):
         saved = self._start_from(run, model, generator, draws)
 
         def save(stage, train=None, final_done=0):
-            ranks = {} if world is None else {"ranks": world.gather((draws.get_state(), torch.get_rng_state()))}
             save_run(checkpoint, model=model, generator=generator, log=run.log, arrays=self._checkpoint_arrays(run),
-                     stage=stage, train=train, final_done=final_done, extra=self._checkpoint_state(run), **ranks)
+                     world=world, draws=draws, stage=stage, train=train, final_done=final_done,
+                     extra=self._checkpoint_state(run))
 
         def after_step(steps_done, train_state):
             if world is not None:
@@ -261,11 +261,9 @@ class ErrorMinimizingLoop(Protection):
             if run.world is not None:
                 run.world.barrier()  # every process has written its batches' random starts
             return {"stage": "source", "train": None, "final_done": 0}
-        saved = restore_run(run.checkpoint, model=model, generator=generator, log=run.log, arrays=self._checkpoint_arrays(run))
+        saved = restore_run(run.checkpoint, model=model, generator=generator, log=run.log, arrays=self._checkpoint_arrays(run),
+                            world=run.world, draws=draws)
         self._restore_state(run, saved["extra"])
-        if run.world is not None:  # this process's own random states
-            draws.set_state(saved["ranks"][run.world.rank][0])
-            torch.set_rng_state(saved["ranks"][run.world.rank][1])
         return saved
 
     def _final_pass(self, run, chunks, perturbed, save, done: int, progress: bool) -> None:

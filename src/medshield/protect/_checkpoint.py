@@ -125,17 +125,23 @@ def _write_checkpoint(target: Path, state: dict, arrays: dict[str, ScratchArray]
     (target / "run.json").write_text(json.dumps(run, indent=1) + "\n")
 
 
-def save_run(checkpoint: Checkpoint, *, model, generator, log: list, arrays: dict, **progress) -> None:
-    """Save what every model-based run holds (model, random states, log) beside its own ``progress``."""
+def save_run(checkpoint: Checkpoint, *, model, generator, log: list, arrays: dict, world=None, draws=None,
+             **progress) -> None:
+    """Save what every model-based run holds (model, random states, log) beside its own ``progress``; under
+    torchrun (``world``) every process's own random states too (``draws``, its generator), gathered to rank 0."""
+    ranks = {} if world is None else {"ranks": world.gather((draws.get_state(), torch.get_rng_state()))}
     checkpoint.save({**progress, "model": model.state_dict(), "generator": generator.get_state(),
-                     "torch_rng": torch.get_rng_state(), "log": list(log)}, arrays)
+                     "torch_rng": torch.get_rng_state(), "log": list(log), **ranks}, arrays)
 
 
-def restore_run(checkpoint: Checkpoint, *, model, generator, log: list, arrays: dict) -> dict:
+def restore_run(checkpoint: Checkpoint, *, model, generator, log: list, arrays: dict, world=None, draws=None) -> dict:
     """Put a run back as :func:`save_run` left it; returns the saved state (its ``progress`` keys too)."""
     saved = checkpoint.load(arrays)
     model.load_state_dict(saved["model"])
     generator.set_state(saved["generator"])
     torch.set_rng_state(saved["torch_rng"])
     log[:] = saved["log"]
+    if world is not None:  # this process's own random states
+        draws.set_state(saved["ranks"][world.rank][0])
+        torch.set_rng_state(saved["ranks"][world.rank][1])
     return saved

@@ -153,8 +153,7 @@ def train_source(
     ``after_step(steps_done, state)`` is called after every step with a function returning this
     loop's state (step, sample order, optimizer, schedule), which ``resume`` continues from.
     ``loss(model, inputs, labels)`` -> (loss, logits) replaces cross-entropy (REM's adversarial loss).
-    Under torchrun (``world``), every process draws the same batch from ``generator`` and trains the
-    data-parallel ``model`` on its share, its transformations drawn from ``draws`` (default: ``generator``).
+    Under torchrun (``world``) it trains on this process's share of each batch, transformed with ``draws``.
     """
     optimizer = make_optimizer(model, "sgd", lr=lr, momentum=momentum, weight_decay=weight_decay)
     scheduler = make_schedule(optimizer, "multistep", total=steps, milestones=lr_milestones, decay=lr_decay)
@@ -171,10 +170,7 @@ def train_source(
             started = time.perf_counter()
         elif step == first + 1 + TIMED_STEPS:
             warn_if_long(desc, (time.perf_counter() - started) / TIMED_STEPS, steps - step, device)
-        if len(order) < batch_size:
-            order = torch.cat([order, torch.randperm(n, generator=generator)])
-        index, order = order[:batch_size].to(device), order[batch_size:]
-        index = index if world is None else world.share(index)
+        index, order = next_batch(order, n, batch_size, generator, device, world)
         batch = x[index] if prepare is None else prepare(index, step)
         value, logits = train_step(model, optimizer, scheduler, transform(batch, draws or generator), y[index], loss)
         acc = (logits.argmax(1) == y[index]).float().mean().item()
@@ -189,6 +185,15 @@ def train_source(
             after_step(step + 1, lambda: {"steps_done": step + 1, "order": order, "optimizer": optimizer.state_dict(),
                                           "scheduler": scheduler.state_dict()})
     return steps
+
+
+def next_batch(order: torch.Tensor, n: int, batch_size: int, generator: torch.Generator, device, world=None):
+    """The next minibatch of the sample order (refilled with a permutation of the ``n`` images when short) and
+    the rest of the order; under torchrun, where every process draws the same batch, this process's share."""
+    if len(order) < batch_size:
+        order = torch.cat([order, torch.randperm(n, generator=generator)])
+    index, order = order[:batch_size].to(device), order[batch_size:]
+    return (index if world is None else world.share(index)), order
 
 
 def accuracy(model: torch.nn.Module, inputs: Callable[[torch.Tensor], torch.Tensor], y: torch.Tensor, batch_size: int = 512) -> float:

@@ -102,15 +102,12 @@ class TAP(Protection):
         arrays = {"noise": crafted.levels} if crafted is not None else {}
         saved = {"stage": "source", "train": None, "crafted": 0}
         if run.resuming:
-            saved = restore_run(checkpoint, model=model, generator=generator, log=run.log, arrays=arrays)
-            if world is not None:  # this process's own random states
-                draws.set_state(saved["ranks"][world.rank][0])
-                torch.set_rng_state(saved["ranks"][world.rank][1])
+            saved = restore_run(checkpoint, model=model, generator=generator, log=run.log, arrays=arrays, world=world,
+                                draws=draws)
 
         def save(stage, train=None, done=0):
-            ranks = {} if world is None else {"ranks": world.gather((draws.get_state(), torch.get_rng_state()))}
-            save_run(checkpoint, model=model, generator=generator, log=run.log, arrays=arrays,
-                     stage=stage, train=train, crafted=done, **ranks)
+            save_run(checkpoint, model=model, generator=generator, log=run.log, arrays=arrays, world=world, draws=draws,
+                     stage=stage, train=train, crafted=done)
 
         def after_step(steps_done, train_state):
             if world is not None:
