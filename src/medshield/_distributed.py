@@ -61,7 +61,7 @@ class World:
         signal.signal(signal.SIGTERM, self._stopped)  # torchrun's agent stops the survivors of a failed peer
 
     def _stopped(self, signum, frame):
-        raise self._lost("stopped by torchrun, another process failed")
+        raise self._lost("stopped by torchrun (another process failed, or the run was interrupted)")
 
     def share(self, items):
         """This process's share of ``items`` (a batch's indices, a list of chunks): every ``size``-th from ``rank``."""
