@@ -26,6 +26,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from .errors import InputError
+
 TIMEOUT = timedelta(minutes=30)
 # What a collective's RuntimeError says when a peer is gone (gloo: "Connection closed by peer"; NCCL: its watchdog).
 PEER_LOST = ("connection closed", "connection reset", "gloo", "nccl", "timed out", "timeout")
@@ -47,6 +49,9 @@ class World:
         """The device this process runs on: its own GPU (``LOCAL_RANK``) on a CUDA machine."""
         if device.type != "cuda":
             return device
+        if self.local_rank >= torch.cuda.device_count():
+            raise InputError(f"torchrun: process {self.local_rank} of this machine has no GPU of its own (it has "
+                             f"{torch.cuda.device_count()}): start one process per GPU (--nproc-per-node), or add --device cpu")
         torch.cuda.set_device(self.local_rank)
         return torch.device("cuda", self.local_rank)
 

@@ -150,3 +150,13 @@ def test_the_documented_torchrun_commands_parse():
     assert len(commands) == 2
     for command in commands:
         build_parser().parse_args(command.split(" -m medshield ", 1)[1].split())
+
+
+def test_more_processes_than_gpus_is_one_line(monkeypatch):
+    import torch
+
+    from medshield._distributed import World
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(InputError, match="process 1 of this machine has no GPU of its own"):
+        World(rank=1, size=2, local_rank=1).device(torch.device("cuda"))
