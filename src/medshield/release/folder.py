@@ -76,9 +76,6 @@ class FolderFormat(ReleaseFormat):
     def over_l0(self, measured: dict, max_l0: float) -> bool:
         return measured["l0_max"] > max_l0
 
-    def opened(self, out: Path, data, manifest: dict) -> Release:
-        return self.read(out, manifest)
-
     def read(self, folder: Path, manifest: dict) -> Release:
         labels = folder / manifest["labels_file"] if manifest.get("labels_file") else None
         data = self.load(folder, labels, manifest)
