@@ -18,7 +18,7 @@ import torch
 
 from _common import RESULTS, context, write_json, write_markdown
 from medshield import run_plan
-from medshield.data.opening import open_dataset, original_of
+from medshield.release import open_dataset, original_of
 from medshield.evaluate import Recipe, train_victim
 from medshield.evaluate.journal import Journal
 from medshield.report import markdown_table

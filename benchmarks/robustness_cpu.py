@@ -19,7 +19,7 @@ import torch
 from medmnist import INFO
 
 from _common import RESULTS, context, write_json, write_markdown
-from medshield.data.opening import open_dataset, original_of
+from medshield.release import open_dataset, original_of
 from medshield.evaluate.grid import BREAK_POINTS, FLOOR_POINTS, cell_verdict, crop_gaps, run_grid
 from medshield.evaluate.journal import Journal
 from medshield.report import markdown_table

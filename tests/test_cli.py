@@ -295,7 +295,7 @@ def test_an_unwritable_output_location_is_refused_before_any_work(capsys, tmp_pa
 def test_a_full_disk_while_writing_leaves_no_partial_release_and_one_line(capsys, tmp_path, tiny_npz, monkeypatch):
     import errno
 
-    from medshield.data import release as release_module
+    from medshield.release import npz as release_module
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out"))

@@ -43,6 +43,7 @@ LAYERS = [
     {"errors"},
     {"units", "_registry", "_runtime", "presets", "bounds"},
     {"data", "models"},
+    {"release"},
     {"protect", "evaluate"},
     {"report"},
     {"run_plan"},

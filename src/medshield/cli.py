@@ -13,8 +13,6 @@ from pathlib import Path
 from . import __version__
 from ._runtime import write_json
 from .data.bounded import set_input_limit
-from .data.release import check_writable
-from .data.sealing import default_key_path
 from .errors import REFUSED_WRITES, InputError
 from .evaluate.defenses import list_defenses
 from .models import PRECISIONS
@@ -22,6 +20,7 @@ from .options import PROTECT_OPTIONS, VICTIM_OPTIONS, add_options, given, shown
 from .presets import PRESETS
 from .protect import DEFAULT_METHOD, list_protections
 from .protect.params import method_parameters, parameter_docs
+from .release import check_writable, default_key_path, verify_release
 from .units import RADIUS_PARAMS, parse_assignments
 
 
@@ -273,8 +272,6 @@ def _run(args) -> int:
             print(f"medshield: --force: differ from the signed release, not restored: {', '.join(left_out)}", file=sys.stderr)
         return 1 if left_out else 0
     if args.verb == "verify":
-        from .data.verification import verify_release
-
         checks = verify_release(args.release, key=args.key, original=args.original, labels=args.labels,
                                 public_key=args.public_key, fingerprint=args.fingerprint)
         _write_json(args.json, checks)

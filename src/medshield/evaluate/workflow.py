@@ -12,9 +12,9 @@ import numpy as np
 
 from .._runtime import machine, now_iso, package_versions, pick_device, use_threads
 from ..data.folder import FolderData
-from ..data.opening import open_dataset, original_of
 from ..errors import InputError
 from ..models import resolve_precision
+from ..release import open_dataset, original_of
 from .defenses import parse_defense
 from .train import Recipe, train_victim
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from .._runtime import now_iso, write_json
-from ..data.opening import open_dataset, original_of
 from ..errors import InputError
 from ..evaluate.detection import DETECTABLE_POINTS, detectability_gap
 from ..evaluate.utility import release_utility
+from ..release import open_dataset, original_of
 from .choice import advice
 from .figures import comparison_grid, learning_curves, perturbation_map
 from ..evaluate.grid import BREAK_POINTS, FLOOR_POINTS, cell_verdict
