@@ -24,15 +24,9 @@ import statistics
 
 import torch
 
-from _common import RESULTS, context, data_root, write_json, write_markdown
-from medshield.data.medmnist import load
-from medshield.evaluate import Recipe, train_victim
-from medshield.evaluate.journal import Journal
-from medshield.evaluate.utility import utility_report
-from medshield.protect import create_protection
-from medshield.report import markdown_table
-from medshield.report.choice import SUMMARY
-from medshield.report.paper import TABLE5_UTILITY
+from common import RESULTS, context, data_root, write_json, write_markdown
+from medshield import Journal, Recipe, create_protection, load, train_victim, utility_report
+from medshield.report import SUMMARY, TABLE5_UTILITY, markdown_table
 
 JOURNAL = Journal(RESULTS / "frontier_cpu.jsonl")
 # What the records cannot say about themselves (kept here so every rewrite of the table keeps it).

@@ -15,9 +15,8 @@ import re
 import statistics
 from collections import defaultdict
 
-from _common import RESULTS, write_json, write_markdown
-from medshield.evaluate.grid import BREAK_POINTS, FLOOR_POINTS
-from medshield.report import markdown_table
+from common import RESULTS, write_json, write_markdown
+from medshield.report import BREAK_POINTS, FLOOR_POINTS, markdown_table
 
 HOLD_POINTS, NARROW_GAP, FLOOR_MARGIN = 20.0, 25.0, 5.0  # issue 31's target; breaks / trains nothing: the grid's own
 

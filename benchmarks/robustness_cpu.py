@@ -3,7 +3,7 @@
     python benchmarks/robustness_cpu.py [--datasets bloodmnist,pneumoniamnist] [--cells all] [--only ARCH+DEFENSE ...] [--preset cpu]
 
 Evaluates results/runs/salm_<preset>_<flag> (written by salm_cpu.py) with the library's grid
-(``medshield.evaluate.grid.run_grid``): each cell trains one victim on the release and the same
+(``medshield.run_grid``): each cell trains one victim on the release and the same
 victim, with the same defense, recipe and seed, on the original. Cells run in the order of CELLS
 (the must-show tables first), each appended to the committed journal
 results/robustness_<preset>_<flag>.jsonl as it finishes, so an interrupted run resumes. The tables are rewritten to results/robustness_<preset>.md and .json after every cell
@@ -18,12 +18,9 @@ import argparse
 import torch
 from medmnist import INFO
 
-from _common import RESULTS, context, write_json, write_markdown
-from medshield.data.opening import open_dataset, original_of
-from medshield.evaluate.grid import BREAK_POINTS, FLOOR_POINTS, cell_verdict, crop_gaps, run_grid
-from medshield.evaluate.journal import Journal
-from medshield.report import markdown_table
-from medshield.report.tables import fmt_pct
+from common import RESULTS, context, write_json, write_markdown
+from medshield import Journal, open_dataset, original_of, run_grid
+from medshield.report import BREAK_POINTS, FLOOR_POINTS, cell_verdict, crop_gaps, fmt_pct, markdown_table
 
 DATASETS = ("bloodmnist", "pneumoniamnist")
 # Adversarial training in this grid is single-step with a random start (FGSM-RS, Wong et al. 2020,

@@ -16,11 +16,9 @@ import time
 
 import torch
 
-from _common import RESULTS, context, data_root, write_json, write_markdown
-from medshield import pipeline
-from medshield.evaluate.journal import Journal
-from medshield.report import markdown_table
-from medshield.report.paper import TABLE1_ACCURACY
+from common import RESULTS, context, data_root, write_json, write_markdown
+from medshield import Journal, pipeline
+from medshield.report import TABLE1_ACCURACY, markdown_table
 
 DATASETS = ("bloodmnist", "pneumoniamnist", "breastmnist", "retinamnist")
 COLUMNS = ("clean", "tap", "em", "sp", "salm", "random")

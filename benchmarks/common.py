@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medshield._runtime import machine, now_iso, write_json
+from medshield import machine, now_iso, write_json
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "medmnist"
 RESULTS = Path(__file__).resolve().parent / "results"
