@@ -6,8 +6,7 @@
 Each cell (dataset x method, plus the clean baseline) is one ``medshield protect`` and one victim
 trained with the preset's recipe and seed, through the library API. Finished cells are appended
 to results/table1_<preset>.jsonl and skipped when the script is run again (resume); the table is
-rewritten after every cell to results/table1_<preset>.md and .json. (Earlier runs took some clean
-and SALM cells from results/salm_cpu.json; those cells are in the journal, marked so.)
+rewritten after every cell to results/table1_<preset>.md and .json.
 """
 from __future__ import annotations
 
