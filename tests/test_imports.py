@@ -48,6 +48,7 @@ LAYERS = [
     {"run_plan"},
     {"pipeline", "options"},
     {"medshield"},  # the package's __init__: the public API (its __version__ is read by every layer)
+    {"verbs"},  # what each command-line verb does
     {"cli"},
     {"__main__"},
 ]
