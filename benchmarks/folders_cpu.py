@@ -28,9 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from _common import RESULTS, context, data_root, write_json, write_markdown
-from medshield.data.folder import read_image
-from medshield.evaluate.journal import Journal
+from common import RESULTS, context, data_root, write_json, write_markdown
+from medshield import Journal, read_image
 from medshield.report import markdown_table
 
 TIME = Path("/usr/bin/time")

@@ -25,13 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import RESULTS, context, data_root
-from medshield.data.medmnist import load
-from medshield.evaluate import Recipe, train_victim
-from medshield.evaluate.defenses import parse_defense
-from medshield.evaluate.journal import Journal
-from medshield.evaluate.utility import utility_report
-from medshield.protect import create_protection
+from common import RESULTS, context, data_root
+from medshield import Journal, Recipe, create_protection, load, parse_defense, train_victim, utility_report
 
 JOURNAL = RESULTS / "robust_cpu.jsonl"
 # dataset -> setting -> (method, parameters on top of the cpu preset); the frontier's recommended

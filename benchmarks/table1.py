@@ -6,8 +6,7 @@
 Each cell (dataset x method, plus the clean baseline) is one ``medshield protect`` and one victim
 trained with the preset's recipe and seed, through the library API. Finished cells are appended
 to results/table1_<preset>.jsonl and skipped when the script is run again (resume); the table is
-rewritten after every cell to results/table1_<preset>.md and .json. (Earlier runs took some clean
-and SALM cells from results/salm_cpu.json; those cells are in the journal, marked so.)
+rewritten after every cell to results/table1_<preset>.md and .json.
 """
 from __future__ import annotations
 
@@ -16,11 +15,9 @@ import time
 
 import torch
 
-from _common import RESULTS, context, data_root, write_json, write_markdown
-from medshield import pipeline
-from medshield.evaluate.journal import Journal
-from medshield.report import markdown_table
-from medshield.report.paper import TABLE1_ACCURACY
+from common import RESULTS, context, data_root, write_json, write_markdown
+from medshield import Journal, pipeline
+from medshield.report import TABLE1_ACCURACY, markdown_table
 
 DATASETS = ("bloodmnist", "pneumoniamnist", "breastmnist", "retinamnist")
 COLUMNS = ("clean", "tap", "em", "sp", "salm", "random")
