@@ -11,6 +11,9 @@ seeded, resized to a few sizes, some gray, some JPEG), runs ``medshield`` in a c
 rewrites results/folders_cpu.md and .json from it. Folders go to --work (outside the repository)
 or a temporary folder removed at the end. Run one part at a time, alone on the machine
 (``flock /tmp/medshield-cpu.lock``): timings of parts run side by side mean nothing.
+
+Imports ``medshield.data.folder`` beyond the public ``medshield`` (in the ``validate`` part's child
+process): it times the image-folder reader alone, without the DICOM sniff ``open_dataset`` adds.
 """
 from __future__ import annotations
 

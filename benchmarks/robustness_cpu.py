@@ -118,7 +118,7 @@ def dataset_section(flag: str, cells: list[dict], wanted: list[tuple[str, str]])
     return "\n".join(parts), findings
 
 
-def write(results: dict[str, list[dict]], wanted, ctx: dict, preset: str, note: str) -> None:
+def write(results: dict[str, list[dict]], wanted, ctx: dict, preset: str) -> None:
     write_json(RESULTS / f"robustness_{preset}.json", {"context": ctx, "cells": results})
     sections, findings = [], []
     for flag, cells in results.items():
@@ -136,7 +136,7 @@ def write(results: dict[str, list[dict]], wanted, ctx: dict, preset: str, note: 
             "seed and defense, trained once on the SALM release and once on the original; test accuracy on the\n"
             "real test split. Defense definitions: README, 'Victims and defenses'. Adversarial training here is\n"
             "single-step with a random start (FGSM-RS, step 1.25 eps; 2 victim-costs instead of PGD-10's 11).\n\n"
-            + headline + "\n" + "\n".join(sections) + (f"\nNote: {note}\n" if note else ""))
+            + headline + "\n" + "\n".join(sections))
     write_markdown(RESULTS / f"robustness_{preset}.md", text, keep=("## History",))  # dated notes on rerun cells, by hand
 
 
@@ -150,7 +150,6 @@ def main():
                         help="run only the cells whose 'arch+defense' starts with one of these (e.g. resnet18+jpeg "
                              "vgg11+none), so two lanes can split one dataset's cells without overlap")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--note", default="")
     parser.add_argument("--render-only", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -165,7 +164,7 @@ def main():
     def load_all():  # every dataset's journal, so a lane's tables include the other lane's cells
         return {flag: journals[flag].records() for flag in DATASETS if journals[flag].path.exists() or flag in flags}
 
-    write(load_all(), wanted, ctx, args.preset, args.note)
+    write(load_all(), wanted, ctx, args.preset)
     if args.render_only:
         return
     to_run = [(a, d) for a, d in wanted if args.only is None or any(f"{a}+{d}".startswith(o) for o in args.only)]
@@ -177,7 +176,7 @@ def main():
             run_grid(data, original_of(release), journals[flag], victims=[arch], defenses=[spec], preset_name=args.preset,
                      recipe=None, recipe_name=None, seed=args.seed, device="auto", progress=False, precision="fp32",
                      threads=args.threads, keyed_threads=None)
-            write(load_all(), wanted, ctx, args.preset, args.note)
+            write(load_all(), wanted, ctx, args.preset)
             print(flag, arch, spec, flush=True)
 
 

@@ -69,7 +69,7 @@ def efficiency(cells: dict) -> str:
             + "\n\n")
 
 
-def write(records: list[dict], preset: str, note: str = "") -> None:
+def write(records: list[dict], preset: str) -> None:
     write_json(RESULTS / f"table1_{preset}.json", records)
     cells = {(r["dataset"], r["method"]): r for r in records}
     rows, timing, ordering = [], [], []
@@ -115,9 +115,8 @@ def write(records: list[dict], preset: str, note: str = "") -> None:
         f"{markdown_table(['dataset', *COLUMNS], timing)}\n\n"
         + efficiency(cells) +
         "Cells marked in table1_<preset>.json with `taken_from` reuse the identical run of benchmarks/salm_cpu.py.\n"
-        + (f"\nNote: {note}\n" if note else "")
     )
-    write_markdown(RESULTS / f"table1_{preset}.md", text)
+    write_markdown(RESULTS / f"table1_{preset}.md", text, keep=("## Notes",))  # provenance and load notes, by hand
 
 
 def main():
@@ -127,7 +126,6 @@ def main():
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--note", default="", help="a remark printed under the table (e.g. what else ran on the machine)")
     parser.add_argument("--render-only", action="store_true", help="rewrite the table from the journal, run nothing")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -135,7 +133,7 @@ def main():
     jsonl = RESULTS / f"table1_{args.preset}.jsonl"
     records = [r for r in Journal(jsonl).records() if r["seed"] == args.seed]
     if args.render_only:
-        write(records, args.preset, args.note)
+        write(records, args.preset)
         return
     done = {(r["dataset"], r["method"]) for r in records}
     for flag in args.datasets.split(","):
@@ -148,7 +146,7 @@ def main():
                       "cell_s": round(time.perf_counter() - start, 1), **ctx}
             Journal(jsonl).append(record)
             records.append(record)
-            write(records, args.preset, args.note)
+            write(records, args.preset)
             print(flag, method, f"{record['test_accuracy']:.3f}", flush=True)
 
 

@@ -10,7 +10,7 @@ and importing a subpackage binds its name on this package over a function export
 """
 __version__ = "0.1.0"
 
-import importlib
+import importlib  # noqa: E402
 
 from .errors import InputError  # noqa: E402
 
