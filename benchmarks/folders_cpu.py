@@ -11,6 +11,9 @@ seeded, resized to a few sizes, some gray, some JPEG), runs ``medshield`` in a c
 rewrites results/folders_cpu.md and .json from it. Folders go to --work (outside the repository)
 or a temporary folder removed at the end. Run one part at a time, alone on the machine
 (``flock /tmp/medshield-cpu.lock``): timings of parts run side by side mean nothing.
+
+Imports ``medshield.data.folder`` beyond the public ``medshield`` (in the ``validate`` part's child
+process): it times the image-folder reader alone, without the DICOM sniff ``open_dataset`` adds.
 """
 from __future__ import annotations
 
@@ -28,9 +31,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from _common import RESULTS, context, data_root, write_json, write_markdown
-from medshield.data.folder import read_image
-from medshield.evaluate.journal import Journal
+from common import RESULTS, context, data_root, write_json, write_markdown
+from medshield import Journal, read_image
 from medshield.report import markdown_table
 
 TIME = Path("/usr/bin/time")

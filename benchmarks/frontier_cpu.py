@@ -9,12 +9,14 @@ fp32 (the adversary's usual training), tested on the whole real test split. Per 
 accuracy, SSIM, PSNR and L0 over every released train image, generation time. ``--sweep`` runs the
 paper's Fig. 2 right instead: SALM at K = 0.05 ... 0.9, both readings, on a 4,000-image BloodMNIST
 subset. Cells are journaled to results/frontier_cpu.jsonl as they finish and skipped when there
-(resume); results/frontier_cpu.md/.json and one PNG per dataset are rewritten after every cell.
+(resume); results/frontier_cpu.md/.json and one PNG per dataset are rewritten after every cell,
+keeping the results file's hand-written "## Notes" section. ``--publish`` also writes the summary
+the report reads, src/medshield/report/frontier_cpu.json, with the command, commit and date: the
+one command that writes into src/ (``--write-only --publish`` does it from the journal alone).
 
-The recommended setting of a dataset is the one with the lowest mean victim accuracy among those
-whose mean SSIM is at least the paper's SALM release (94.4 %, Table 5) and that were measured over
-as many seeds as the best-measured of them: protection at the utility the paper ships, whichever
-method gives it, never picked on one draw against a mean of three.
+The recommended setting of a dataset follows ``medshield.report.recommended``: the lowest mean
+victim accuracy among the settings whose mean SSIM is at least the paper's SALM release (94.4 %,
+Table 5), measured over as many seeds as the best-measured of them.
 """
 from __future__ import annotations
 
@@ -24,34 +26,11 @@ import statistics
 
 import torch
 
-from _common import RESULTS, context, data_root, write_json, write_markdown
-from medshield.data.medmnist import load
-from medshield.evaluate import Recipe, train_victim
-from medshield.evaluate.journal import Journal
-from medshield.evaluate.utility import utility_report
-from medshield.protect import create_protection
-from medshield.report import markdown_table
-from medshield.report.choice import SUMMARY
-from medshield.report.paper import TABLE5_UTILITY
+from common import RESULTS, context, data_root, write_json, write_markdown
+from medshield import Journal, Recipe, create_protection, load, train_victim, utility_report
+from medshield.report import PAPER_METHOD_SSIM, SUMMARY, frontier_summary, markdown_table, recommended, worst_cases
 
 JOURNAL = Journal(RESULTS / "frontier_cpu.jsonl")
-# What the records cannot say about themselves (kept here so every rewrite of the table keeps it).
-NOTES = """Notes (2026-11-25 session): generation times of most cells were measured beside other work on the
-same 2 cores (test runs, a fresh-clone main job), so compare them loosely: bloodmnist em eps=8 seed 0
-(923 s) ran beside a 9-minute test run, seed 2 (1387 s) was paused for about 10 minutes while the
-main job ran; uncontended, EM at this preset generates in about 5 minutes, TAP in about 3 (the
-main job's TAP, alone: see README). Accuracies are unaffected (same seed and threads give the same
-bytes). The two reused pneumoniamnist cells (SP, Random) come from benchmarks/table1.py at commit
-2c6a301 (protection code of f7c1a7f, unchanged since for these network-free methods; fp32).
-pneumoniamnist salm k=0.10 seed 1 (720 s) ran beside a fresh-clone test run, seed 2 (1154 s) was
-paused about 7 minutes while a fresh-clone main job ran; uncontended it takes about 6 minutes (seed 0:
-358 s). Until 2026-11-25 21:00 a cell's commit was the checkout's HEAD when the cell finished; a process
-loads its code when it starts, so cells of one command ran the code of its first listed commit
-(the refactors committed meanwhile keep release bytes identical; checked on every method).
-2026-11-26: pneumoniamnist salm k=0.50 seed 1 was paused for 12 min 51 s (SIGSTOP) while the
-fresh-clone checks ran, so its generation time includes the pause; uncontended about 5 minutes.
-"""
-PAPER_SALM_SSIM = TABLE5_UTILITY["salm"]["ssim"]  # the utility the paper's SALM release keeps
 # slug -> (setting as reported, method, parameters on top of the cpu preset)
 SETTINGS = {
     "clean": ("clean", "clean", {}),
@@ -122,21 +101,21 @@ def mean_sd(values: list[float]) -> tuple[float, float | None]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
-def recommended(records: list[dict]) -> dict[str, str]:
-    """Per dataset: the lowest mean accuracy among settings at or above the paper's SALM SSIM and
-    measured over as many seeds as the best-measured of them (a one-seed lead is a candidate until
-    its seeds catch up, so the pick never rests on one draw against a mean of three)."""
-    eligible: dict[str, list[tuple[int, float, str]]] = {}
-    for (dataset, slug), cells in groups(records).items():
-        if SETTINGS[slug][1] in ("clean", "random") or len(SETTINGS[slug]) > 3:  # controls; probes with another victim
-            continue
-        if statistics.mean(r["ssim"] for r in cells) >= PAPER_SALM_SSIM:
-            eligible.setdefault(dataset, []).append((len(cells), statistics.mean(r["test_accuracy"] for r in cells), slug))
-    picks = {}
-    for dataset, rows in eligible.items():
-        most = max(seeds for seeds, _, _ in rows)
-        picks[dataset] = min((acc, slug) for seeds, acc, slug in rows if seeds == most)[1]
-    return picks
+def candidate(slug: str) -> bool:
+    """A setting the recommendation may pick: not a control (clean, random), not a probe with another victim."""
+    return SETTINGS[slug][1] not in ("clean", "random") and len(SETTINGS[slug]) == 3
+
+
+def grid_worst() -> dict:
+    """Each setting's worst case over the defense grid (results/robust_cpu.json, the cpu-recipe
+    victim): what the recommendation ranks by where the grid measured a setting."""
+    path = RESULTS / "robust_cpu.json"
+    return worst_cases(json.loads(path.read_text()), victim="resnet18-cpu") if path.exists() else {}
+
+
+def picks_of(records: list[dict]) -> dict[str, str]:
+    """Per dataset, the slug of the recommended setting (``medshield.report.recommended``)."""
+    return recommended({key: cells for key, cells in groups(records).items() if candidate(key[1])}, worst=grid_worst())
 
 
 def plot(records: list[dict], picks: dict[str, str]) -> None:
@@ -161,7 +140,7 @@ def plot(records: list[dict], picks: dict[str, str]) -> None:
         if clean is not None:
             ax.axhline(clean, color="green", ls="--", lw=1, label="clean data")
         ax.axhline(floor, color="grey", ls=":", lw=1, label="majority-class floor")
-        ax.axvline(PAPER_SALM_SSIM, color="red", ls=":", lw=1, label="paper's SALM SSIM (94.4 %)")
+        ax.axvline(PAPER_METHOD_SSIM, color="red", ls=":", lw=1, label="paper's SALM SSIM (94.4 %)")
         ax.set_xlabel("mean SSIM of released vs original train images (%)")
         ax.set_ylabel("victim test accuracy (%)  (lower protects better)")
         ax.set_title(f"{dataset}: protection vs utility, cpu preset")
@@ -184,8 +163,8 @@ def plot(records: list[dict], picks: dict[str, str]) -> None:
         plt.close(fig)
 
 
-def write(records: list[dict]) -> None:
-    picks = recommended(records)
+def write(records: list[dict], publish: bool = False) -> None:
+    picks = picks_of(records)
     clean = {}  # (dataset, seed) -> test accuracy of the clean victim (cpu recipe, whole train split)
     for r in records:
         if r["slug"] == "clean" and not r["sweep"]:
@@ -221,44 +200,22 @@ def write(records: list[dict]) -> None:
             "(`clean_accuracy` in the JSON: the clean victim of the same seed, else the mean of the clean seeds).\n"
             "SSIM/PSNR/L0: mean over every released train image against its original (L0: % of positions changed).\n"
             "Generation precision per cell in the table (SP, Random and clean use no network). "
-            f"Recommended: lowest mean accuracy among settings with mean SSIM >= {PAPER_SALM_SSIM} % (the paper's SALM release), "
-            "measured over as many seeds as the best-measured of them.\n\n"
+            f"Recommended, among settings with mean SSIM >= {PAPER_METHOD_SSIM} % (the paper's SALM release): where the "
+            "defense grid (robust_cpu.md) measured some, the one whose worst defense leaves the largest drop below the "
+            "clean-trained victim; otherwise the lowest mean accuracy, measured over as many seeds as the best-measured.\n\n"
             + markdown_table(["dataset", "setting", "seeds", "test acc %", "drop", "floor %", "SSIM %", "PSNR dB", "L0 %",
                               "generation s", "precision", "reused"], rows) + "\n")
-    text += "\n" + NOTES
     sweep = sorted((r for r in records if r["sweep"]), key=lambda r: (bool(r["params"].get("sparse")), r["params"]["k"]))
     if sweep:
         text += (f"\n## K sweep (paper Fig. 2 right): bloodmnist, {SWEEP_SUBSET}-image train subset, one seed\n\n"
                  + markdown_table(["setting", "seed", "test acc %", "SSIM %", "L0 %", "generation s"],
                                   [[r["setting"], r["seed"], f"{100 * r['test_accuracy']:.1f}", f"{r['ssim']:.1f}",
                                     f"{100 * r['l0']:.1f}", f"{r['generation_s']:.0f}"] for r in sweep]) + "\n")
-    write_markdown(RESULTS / "frontier_cpu.md", text)
+    write_markdown(RESULTS / "frontier_cpu.md", text, keep=("## Notes",))
     plot(records, picks)
-    write_summary(records, picks)
-
-
-def write_summary(records: list[dict], picks: dict[str, str]) -> None:
-    """The per-setting summary the report reads (medshield/report/frontier_cpu.json): numbers only."""
-    datasets = {}
-    for (dataset, slug), cells in groups(records).items():
-        if slug == "random" or len(SETTINGS[slug]) > 3:  # a control; probes with another victim
-            continue
-        table = datasets.setdefault(dataset, {"clean_accuracy": None, "settings": []})
-        acc, sd = mean_sd([100 * r["test_accuracy"] for r in cells])
-        if slug == "clean":
-            table["clean_accuracy"] = round(acc, 1)
-            continue
-        table["settings"].append({
-            "setting": SETTINGS[slug][0], "accuracy": round(acc, 1), "sd": round(sd, 1) if sd is not None else None,
-            "seeds": len(cells), "ssim": round(statistics.mean(r["ssim"] for r in cells), 1),
-            "l0": round(100 * statistics.mean(r["l0"] for r in cells), 1),
-            "generation_s": round(statistics.mean(r["generation_s"] for r in cells)), "recommended": picks.get(dataset) == slug,
-        })
-    for table in datasets.values():
-        table["settings"].sort(key=lambda r: (not r["recommended"], r["accuracy"]))
-    dates = sorted(r["date"] for r in records)
-    write_json(SUMMARY, {"source": "benchmarks/frontier_cpu.py (benchmarks/results/frontier_cpu.md)", "preset": "cpu",
-                         "date": dates[-1][:10] if dates else "", "ssim_floor": PAPER_SALM_SSIM, "datasets": datasets})
+    if publish:
+        measured = {key: cells for key, cells in groups(records).items() if key[1] == "clean" or candidate(key[1])}
+        write_json(SUMMARY, frontier_summary(measured, preset="cpu", provenance=context(), worst=grid_worst()))
 
 
 def main():
@@ -270,10 +227,12 @@ def main():
     parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16"], help="of the noise generation")
     parser.add_argument("--sweep", action="store_true", help=f"the K sweep on a {SWEEP_SUBSET}-image BloodMNIST subset")
     parser.add_argument("--write-only", action="store_true", help="rewrite the tables and figures from the journal")
+    parser.add_argument("--publish", action="store_true",
+                        help=f"also write the report's summary {SUMMARY.name} (package data in src/) after each write")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.write_only:
-        return write(JOURNAL.records())
+        return write(JOURNAL.records(), args.publish)
     datasets = ["bloodmnist"] if args.sweep else args.datasets.split(",")
     # The sweep runs coarse to fine, both readings at each K, so a sweep cut short already spans K.
     order = sorted(SWEEP_K, key=lambda k: (0 if k in (0.10, 0.50, 0.90) else 1 if k in (0.30, 0.05) else 2, k))
@@ -292,7 +251,7 @@ def main():
                     continue
                 record = run_cell(dataset, slug, seed, data, args, args.sweep)
                 JOURNAL.append(record)
-                write(JOURNAL.records())
+                write(JOURNAL.records(), args.publish)
                 print(json.dumps({k: record.get(k) for k in ("dataset", "setting", "seed", "test_accuracy", "ssim", "generation_s")}),
                       flush=True)
 

@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import RESULTS, context, write_json, write_markdown
-from medshield.evaluate.journal import Journal
+from common import RESULTS, context, write_json, write_markdown
+from medshield import Journal
 from medshield.report import markdown_table
 
 SUITE = Path(__file__).resolve().parents[1] / "tests" / "data" / "test_fuzz_readers.py"

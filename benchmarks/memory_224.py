@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from _common import RESULTS, context, write_json, write_markdown
-from medshield.evaluate.journal import Journal
+from common import RESULTS, context, write_json, write_markdown
+from medshield import Journal
 from medshield.report import markdown_table
 
 SIZE = 224

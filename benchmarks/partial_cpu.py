@@ -3,7 +3,7 @@
     python benchmarks/partial_cpu.py [--dataset bloodmnist] [--fractions 0,0.2,0.4,0.6,0.8,1.0] [--preset cpu]
 
 ``medshield protect --fraction F`` generates the noise on the whole train split and keeps it on a
-seeded F of the images (``run_plan.select_for_protection``). With the same seed that noise is the
+seeded F of the images (``medshield.select_for_protection``). With the same seed that noise is the
 noise of the full release results/runs/salm_<preset>_<flag> (salm_cpu.py), so this script builds
 each mix from that release and the original (identical bytes to what ``protect --fraction F``
 writes) instead of regenerating the noise five times, and trains the preset's victim on it.
@@ -16,13 +16,9 @@ import argparse
 import numpy as np
 import torch
 
-from _common import RESULTS, context, write_json, write_markdown
-from medshield import run_plan
-from medshield.data.opening import open_dataset, original_of
-from medshield.evaluate import Recipe, train_victim
-from medshield.evaluate.journal import Journal
-from medshield.report import markdown_table
-from medshield.report.tables import fmt_pct
+from common import RESULTS, context, write_json, write_markdown
+from medshield import Journal, Recipe, open_dataset, original_of, select_for_protection, train_victim
+from medshield.report import fmt_pct, markdown_table
 
 
 def write(records: list[dict], preset: str, flag: str) -> None:
@@ -65,7 +61,7 @@ def main():
     for fraction in (float(f) for f in args.fractions.split(",")):
         if fraction in done:
             continue
-        selected = run_plan.select_for_protection(original, fraction, None, seed)
+        selected = select_for_protection(original, fraction, None, seed)
         mask = selected.reshape((-1,) + (1,) * (original.images("train").ndim - 1))
         mix = original.with_train(np.where(mask, release.images("train"), original.images("train")))
         result = train_victim(mix, original, recipe, seed=seed, progress=False)

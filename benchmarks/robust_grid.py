@@ -2,6 +2,7 @@
 
     python benchmarks/robust_grid.py run [--seeds 0] [--headline-seeds 1,2] [--workers 8] [--device cuda]
                                          [--deadline-s 480] [--work DIR] [--journal PATH] [--full-width]
+                                         [--settings recommended|candidates|all] [--datasets bloodmnist,...]
     python benchmarks/robust_grid.py write [--journal PATH]
 
 ``run`` makes each release (dataset x setting x seed, cpu preset, on ``--device``) and measures
@@ -24,13 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import RESULTS, context, data_root
-from medshield.data.medmnist import load
-from medshield.evaluate import Recipe, train_victim
-from medshield.evaluate.defenses import parse_defense
-from medshield.evaluate.journal import Journal
-from medshield.evaluate.utility import utility_report
-from medshield.protect import create_protection
+from common import RESULTS, context, data_root
+from medshield import Journal, Recipe, create_protection, load, parse_defense, train_victim, utility_report
 
 JOURNAL = RESULTS / "robust_cpu.jsonl"
 # dataset -> setting -> (method, parameters on top of the cpu preset); the frontier's recommended
@@ -39,13 +35,21 @@ SETTINGS = {
     "bloodmnist": {"tap eps=8": ("tap", {}), "salm k=0.50": ("salm", {"k": 0.50})},
     "pneumoniamnist": {"salm k=0.10": ("salm", {"k": 0.10})},
 }
+# Robust candidates (issue 31, item 3), screened on the headline defenses before a whole grid: the
+# defense-aware distribution T (models/augment.py) on the recommended TAP, and on SALM K = 0.50 with
+# REM's adversarial source model (rho_a 4/255, 2 ascent steps).
+CANDIDATES = {
+    "bloodmnist": {"tap eps=8 defense-aware": ("tap", {"transform": "defense-aware"}),
+                   "salm k=0.50 adv=4 defense-aware": ("salm", {"k": 0.50, "adv_eps": 4 / 255, "adv_steps": 2,
+                                                                 "transform": "defense-aware"})},
+}
 FGSM_RS = ("adversarial:eps=4,steps=1,step_size=5", "adversarial:eps=8,steps=1,step_size=10")  # Wong et al. 2020
 PGD_10 = "adversarial:eps=8,steps=10,step_size=2"
 STRONG = "strong-augment"
 DEFENSES = ("none", "jpeg:quality=10", "jpeg:quality=30", "jpeg:quality=50", "jpeg:quality=75", "median", "mean",
             "gaussian", "bitdepth:bits=2", "bitdepth:bits=4", "grayscale", "crop:fraction=0.75", "cutout", "mixup",
             "cutmix", *FGSM_RS, PGD_10, STRONG)
-HEADLINE = ("none", "jpeg:quality=10", FGSM_RS[1], "median")
+HEADLINE = ("none", "jpeg:quality=10", FGSM_RS[1], "median", "vae")
 # Victims: the cpu preset's ResNet-18 (width 16, 600 iterations); strong augmentation trains 5x as
 # long, since at 600 iterations even the clean-trained victim stays near the floor (robustness_cpu.md);
 # and a trainer's full-width ResNet-18 with MedMNIST's own recipe (Adam, 100 epochs, no augmentation).
@@ -67,7 +71,7 @@ def plan(args) -> list[dict]:
     """Every job of the run, releases first, then victims by tier (whole grid, headline seeds, full
     width) and, inside a tier, costliest first."""
     jobs, victims = [], []
-    for dataset, settings in SETTINGS.items():
+    for dataset, settings in chosen_settings(args).items():
         rgb = dataset == "bloodmnist"
         for seed in [*args.seeds, *args.headline_seeds]:
             for setting in settings:
@@ -91,6 +95,17 @@ def plan(args) -> list[dict]:
     return jobs + [job for _, job in victims if job["defense"] not in args.exclude]
 
 
+def chosen_settings(args) -> dict[str, dict]:
+    """dataset -> the settings this run measures: the recommended ones, the candidates, or both."""
+    groups = {"recommended": [SETTINGS], "candidates": [CANDIDATES], "all": [SETTINGS, CANDIDATES]}[args.settings]
+    chosen = {}
+    for group in groups:
+        for dataset, settings in group.items():
+            if not args.datasets or dataset in args.datasets:
+                chosen.setdefault(dataset, {}).update(settings)
+    return chosen
+
+
 def job_id(job: dict) -> str:
     parts = [job["kind"], job["dataset"], job["setting"], str(job["seed"]), job.get("defense", ""), job.get("victim", "")]
     return "_".join("".join(c if c.isalnum() or c in ".-=" else "-" for c in p) for p in parts if p)
@@ -102,7 +117,7 @@ def release_path(work: Path, job: dict) -> Path:
 
 def make_release(job: dict, args, work: Path) -> dict:
     data = load(job["dataset"], root=data_root())
-    method, params = SETTINGS[job["dataset"]][job["setting"]]
+    method, params = {**SETTINGS.get(job["dataset"], {}), **CANDIDATES.get(job["dataset"], {})}[job["setting"]]
     result = create_protection(method, preset="cpu", **params).protect(data, seed=job["seed"], device=args.device, progress=False)
     partial = release_path(work, job).with_suffix(".partial.npy")
     np.save(partial, result.images)
@@ -170,6 +185,7 @@ def run(args) -> None:
     base = [sys.executable, __file__, "worker", "--work", str(work), "--journal", str(args.journal),
             "--device", args.device, "--seeds", ",".join(map(str, args.seeds)),
             "--headline-seeds", ",".join(map(str, args.headline_seeds)), "--workers", str(args.workers)]
+    base += ["--settings", args.settings, "--datasets", ",".join(args.datasets)]
     base += (["--full-width"] if args.full_width else []) + (["--exclude", ";".join(args.exclude)] if args.exclude else [])
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // args.workers))}
     procs = [subprocess.Popen(base + ["--id", str(i)], env=env) for i in range(args.workers)]
@@ -194,6 +210,10 @@ def main() -> None:
     parser.add_argument("--journal", default=str(JOURNAL))
     parser.add_argument("--full-width", action="store_true", help="also the full-width MedMNIST-recipe victim (seed grid)")
     parser.add_argument("--exclude", type=lambda s: s.split(";"), default=[], help="semicolon-separated defenses to leave out")
+    parser.add_argument("--settings", choices=("recommended", "candidates", "all"), default="recommended",
+                        help="the recommended settings, the robust candidates, or both")
+    parser.add_argument("--datasets", type=lambda s: [x for x in s.split(",") if x], default=[],
+                        help="comma-separated datasets to run (default: every dataset of the chosen settings)")
     parser.add_argument("--id", type=int, default=0)
     args = parser.parse_args()
     if args.stage == "write":

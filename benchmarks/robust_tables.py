@@ -1,13 +1,7 @@
 """Tables of the defense grid (robust_grid.py's journal): results/robust_cpu.md and .json.
 
 A cell pairs the victim trained on a release with the clean-trained victim of the same dataset,
-seed, defense and recipe. Its verdict is issue 31's target: the protection *holds* when the
-protected-trained victim ends at least HOLD_POINTS below the clean-trained one or, on a dataset
-whose clean accuracy is less than NARROW_GAP points above its majority floor (PneumoniaMNIST), at
-or below the floor + FLOOR_MARGIN; it *breaks* when it ends within BREAK_POINTS of clean; in
-between it is *weakened*. A cell whose clean-trained victim ends within FLOOR_POINTS of the floor
-*trains nothing*: it says nothing about the protection. The same rule on the best epoch of both
-victims is the verdict under early stopping.
+seed, defense and recipe; its verdict is ``medshield.report.robustness``'s (issue 31's target).
 """
 from __future__ import annotations
 
@@ -15,39 +9,9 @@ import re
 import statistics
 from collections import defaultdict
 
-from _common import RESULTS, write_json, write_markdown
-from medshield.evaluate.grid import BREAK_POINTS, FLOOR_POINTS
+from common import RESULTS, write_json, write_markdown
 from medshield.report import markdown_table
-
-HOLD_POINTS, NARROW_GAP, FLOOR_MARGIN = 20.0, 25.0, 5.0  # issue 31's target; breaks / trains nothing: the grid's own
-
-
-RULE = (f"Verdict: *holds* when the protected-trained victim ends at least {HOLD_POINTS:g} points below the "
-        f"clean-trained one under the same defense, recipe and seed (on a dataset whose clean accuracy is less than "
-        f"{NARROW_GAP:g} points above its majority floor: at or below the floor + {FLOOR_MARGIN:g}); *breaks* within "
-        f"{BREAK_POINTS:g} points of clean; *weakened* in between; *trains nothing* when the clean-trained victim ends "
-        f"within {FLOOR_POINTS:g} points of the floor. The second verdict applies the rule to both victims' best epoch "
-        f"(early stopping on the test split, the trainer's best case).")
-
-
-# Cells of the plan that have no result, and why (printed under the tables).
-MISSING = [
-    "strong-augment (UEraser-style, max over 5 draws, 3,000 iterations so that the clean-trained victim can learn): "
-    "started on 2026-12-04 with 8 workers on one H200 and stopped unfinished at the run's 420 s deadline (each such "
-    "victim costs about 25 plain ones); the second run excluded it (`--exclude strong-augment`). Not measured.",
-    "the full-width ResNet-18 with MedMNIST's recipe (Adam, 100 epochs, no augmentation; `--full-width`): started "
-    "at the end of the second run and stopped at its deadline; the session's 15 minutes of GPU time were spent. Not measured.",
-    "VAE purification and detectability: not yet in the grid (issue 31, item 2).",
-]
-
-
-def verdict(clean: float, protected: float, floor: float) -> str:
-    clean, protected, floor = 100 * clean, 100 * protected, 100 * floor
-    if clean - floor < FLOOR_POINTS:
-        return "trains nothing"
-    if protected <= (floor + FLOOR_MARGIN if clean - floor < NARROW_GAP else clean - HOLD_POINTS):
-        return "holds"
-    return "breaks" if clean - protected < BREAK_POINTS else "weakened"
+from medshield.report.robustness import RULE, verdict, worst_cases
 
 
 def cells(records: list[dict]) -> list[dict]:
@@ -112,16 +76,13 @@ def summary_table(rows: list[dict], releases: list[dict]) -> str:
     table = []
     for (dataset, setting), group in sorted(_by(rows, ("dataset", "setting")).items()):
         trained = [c for c in group if c["verdict"] != "trains nothing" and c["victim"] == "resnet18-cpu"]
-        drops = defaultdict(list)
-        for c in trained:
-            drops[c["defense"]].append(100 * (c["clean_trained_accuracy"] - c["protected_trained_accuracy"]))
-        worst = min(drops.items(), key=lambda kv: statistics.mean(kv[1])) if drops else None
+        worst = worst_cases(group, victim="resnet18-cpu").get((dataset, setting), {})
         rel = [r for r in releases if r["dataset"] == dataset and r["setting"] == setting]
         util = lambda k: f"{statistics.mean(r[k] for r in rel):.1f}" if rel else "-"  # noqa: E731
         count = lambda v: sum(c["verdict"] == v for c in trained)  # noqa: E731
         table.append([dataset, setting, util("ssim"), util("psnr"), util("l0"), len(trained), count("holds"),
                       count("weakened"), count("breaks"),
-                      f"{worst[0]} ({statistics.mean(worst[1]):.1f})" if worst else "-"])
+                      f"{worst['worst_defense']} ({worst['worst_drop']:.1f})" if worst.get("worst_defense") else "-"])
     return markdown_table(head, table)
 
 
@@ -144,6 +105,6 @@ def write_tables(records: list[dict]) -> None:
              "## Per release", "", summary_table(rows, releases), ""]
     for (dataset,), group in sorted(_by(rows, ("dataset",)).items()):
         parts += [dataset_table(group, dataset), ""]
-    parts += ["## Not measured", "", *[f"- {line}" for line in MISSING]]
-    write_markdown(RESULTS / "robust_cpu.md", "\n".join(parts))
+    # cells of the plan that have no result, and why: written by hand in the results file, kept
+    write_markdown(RESULTS / "robust_cpu.md", "\n".join(parts), keep=("## Not measured",))
     write_json(RESULTS / "robust_cpu.json", rows)

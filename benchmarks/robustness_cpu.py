@@ -3,7 +3,7 @@
     python benchmarks/robustness_cpu.py [--datasets bloodmnist,pneumoniamnist] [--cells all] [--only ARCH+DEFENSE ...] [--preset cpu]
 
 Evaluates results/runs/salm_<preset>_<flag> (written by salm_cpu.py) with the library's grid
-(``medshield.evaluate.grid.run_grid``): each cell trains one victim on the release and the same
+(``medshield.run_grid``): each cell trains one victim on the release and the same
 victim, with the same defense, recipe and seed, on the original. Cells run in the order of CELLS
 (the must-show tables first), each appended to the committed journal
 results/robustness_<preset>_<flag>.jsonl as it finishes, so an interrupted run resumes. The tables are rewritten to results/robustness_<preset>.md and .json after every cell
@@ -18,12 +18,9 @@ import argparse
 import torch
 from medmnist import INFO
 
-from _common import RESULTS, context, write_json, write_markdown
-from medshield.data.opening import open_dataset, original_of
-from medshield.evaluate.grid import BREAK_POINTS, FLOOR_POINTS, cell_verdict, crop_gaps, run_grid
-from medshield.evaluate.journal import Journal
-from medshield.report import markdown_table
-from medshield.report.tables import fmt_pct
+from common import RESULTS, context, write_json, write_markdown
+from medshield import Journal, open_dataset, original_of, run_grid
+from medshield.report import BREAK_POINTS, FLOOR_POINTS, cell_verdict, crop_gaps, fmt_pct, markdown_table
 
 DATASETS = ("bloodmnist", "pneumoniamnist")
 # Adversarial training in this grid is single-step with a random start (FGSM-RS, Wong et al. 2020,
@@ -49,26 +46,6 @@ LEFT_OUT = {
 # Cells that equal another on some data, so they are not trained there (the table says so).
 SINGLE_CHANNEL_NO_OP = {("resnet18", "grayscale")}
 FILTERS = ("none", "mean", "median", "gaussian")
-# Dated notes on cells that were rerun or replaced, printed under the tables.
-HISTORY = [
-    "2026-11-23: the first strong-augment cell on BloodMNIST applied every ingredient to every image; "
-    "even the clean-trained ResNet-18 stayed at the majority class (19.5 % / 19.5 %), so it measured "
-    "nothing. Each ingredient is now drawn with probability 0.5 (as UEraser does) and the cell was rerun.",
-    "2026-11-24: results/runs/ (releases and journals) is not committed and did not survive a machine "
-    "change; the journals were restored from robustness_cpu.json and both releases were regenerated with "
-    "the same command and seed (`medshield protect <flag> --root ../shared/medmnist --out "
-    "results/runs/salm_cpu_<flag> --preset cpu --seed 0`) before the remaining cells ran; the restored "
-    "cells were measured on the first generation.",
-    "2026-11-24: the regenerated releases differ from the first ones (CPU float results depend on the "
-    "thread count): ResNet-18 with no defense on them gives BloodMNIST 89.2 % / 69.0 % (first release "
-    "89.2 / 74.0) and PneumoniaMNIST 85.7 / 81.1 (first 84.3 / 78.2), measured with `medshield grid "
-    "results/runs/salm_cpu_<flag> --victims resnet18 --defenses none --preset cpu --seed 0`. Cells run on "
-    "2026-11-24 (Blood strong-augment; Pneumonia from gaussian on, except crop and mean) used the "
-    "regenerated releases; compare them with these baselines.",
-    "2026-11-24: strong augmentation (max over 5 draws) at the preset's 600 iterations trains badly even "
-    "on the original (BloodMNIST 37.1 %, PneumoniaMNIST at the floor); UEraser trains for hundreds of "
-    "epochs, so this cell needs the paper recipe (--recipe paper in `medshield grid`) to judge the protection.",
-]
 
 
 def row(cell: dict, label: str) -> list:
@@ -141,7 +118,7 @@ def dataset_section(flag: str, cells: list[dict], wanted: list[tuple[str, str]])
     return "\n".join(parts), findings
 
 
-def write(results: dict[str, list[dict]], wanted, ctx: dict, preset: str, note: str) -> None:
+def write(results: dict[str, list[dict]], wanted, ctx: dict, preset: str) -> None:
     write_json(RESULTS / f"robustness_{preset}.json", {"context": ctx, "cells": results})
     sections, findings = [], []
     for flag, cells in results.items():
@@ -159,9 +136,8 @@ def write(results: dict[str, list[dict]], wanted, ctx: dict, preset: str, note: 
             "seed and defense, trained once on the SALM release and once on the original; test accuracy on the\n"
             "real test split. Defense definitions: README, 'Victims and defenses'. Adversarial training here is\n"
             "single-step with a random start (FGSM-RS, step 1.25 eps; 2 victim-costs instead of PGD-10's 11).\n\n"
-            + headline + "\n" + "\n".join(sections) + "\n## History\n\n" + "".join(f"- {h}\n" for h in HISTORY)
-            + (f"\nNote: {note}\n" if note else ""))
-    write_markdown(RESULTS / f"robustness_{preset}.md", text)
+            + headline + "\n" + "\n".join(sections))
+    write_markdown(RESULTS / f"robustness_{preset}.md", text, keep=("## History",))  # dated notes on rerun cells, by hand
 
 
 def main():
@@ -174,7 +150,6 @@ def main():
                         help="run only the cells whose 'arch+defense' starts with one of these (e.g. resnet18+jpeg "
                              "vgg11+none), so two lanes can split one dataset's cells without overlap")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--note", default="")
     parser.add_argument("--render-only", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -189,7 +164,7 @@ def main():
     def load_all():  # every dataset's journal, so a lane's tables include the other lane's cells
         return {flag: journals[flag].records() for flag in DATASETS if journals[flag].path.exists() or flag in flags}
 
-    write(load_all(), wanted, ctx, args.preset, args.note)
+    write(load_all(), wanted, ctx, args.preset)
     if args.render_only:
         return
     to_run = [(a, d) for a, d in wanted if args.only is None or any(f"{a}+{d}".startswith(o) for o in args.only)]
@@ -201,7 +176,7 @@ def main():
             run_grid(data, original_of(release), journals[flag], victims=[arch], defenses=[spec], preset_name=args.preset,
                      recipe=None, recipe_name=None, seed=args.seed, device="auto", progress=False, precision="fp32",
                      threads=args.threads, keyed_threads=None)
-            write(load_all(), wanted, ctx, args.preset, args.note)
+            write(load_all(), wanted, ctx, args.preset)
             print(flag, arch, spec, flush=True)
 
 

@@ -7,6 +7,9 @@ and one noise per class (EM's class-wise update: the mean of the batch's per-sam
 It uses the same data, source steps and victim as ``salm_mask_variants.py`` (BloodMNIST subset,
 150 steps, width 16, 8 victim epochs), so its row compares with that table. It appends its record
 to results/salm_classwise_probe.jsonl.
+
+Imports ``medshield.protect.em``/``.salm`` beyond the public ``medshield``: the probe subclasses
+the SALM class and borrows EM's class-wise noise storage, which no public call exposes.
 """
 from __future__ import annotations
 
@@ -14,11 +17,8 @@ import argparse
 
 import torch
 
-from _common import RESULTS, context, data_root
-from medshield.bounds import pixel_change
-from medshield.data import load
-from medshield.evaluate import Recipe, train_victim
-from medshield.evaluate.journal import Journal
+from common import RESULTS, context, data_root
+from medshield import Journal, Recipe, load, pixel_change, train_victim
 from medshield.protect.em import EM
 from medshield.protect.salm import SALM
 

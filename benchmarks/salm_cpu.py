@@ -16,14 +16,13 @@ from pathlib import Path
 
 import torch
 
-from _common import RESULTS, context, data_root, write_json, write_markdown
+from common import RESULTS, context, data_root, write_json, write_markdown
 from medshield import pipeline
-from medshield.report import markdown_table
-from medshield.report.paper import TABLE1_ACCURACY
+from medshield.report import TABLE1_ACCURACY, markdown_table
 
-# Official MedMNIST v2 ResNet-18 (28) test accuracy (also the "Clean" column of SALM's Table 1)
+# Official MedMNIST v2 ResNet-18 (28) test accuracy (the "Clean" column of SALM's Table 1)
 # and the SALM paper's protected accuracy (Table 1), in %.
-OFFICIAL = {"bloodmnist": 95.8, "pneumoniamnist": 85.4, "breastmnist": 86.3, "retinamnist": 52.4}
+OFFICIAL = {flag: cells["clean"] for flag, cells in TABLE1_ACCURACY.items()}
 PAPER_SALM = {flag: cells["salm"] for flag, cells in TABLE1_ACCURACY.items()}
 
 

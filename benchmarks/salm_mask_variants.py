@@ -15,12 +15,8 @@ import argparse
 
 import torch
 
-from _common import RESULTS, context, data_root, write_json, write_markdown
-from medshield.bounds import pixel_change
-from medshield.data import load
-from medshield.evaluate import Recipe, train_victim
-from medshield.evaluate.journal import Journal
-from medshield.protect import create_protection
+from common import RESULTS, context, data_root, write_json, write_markdown
+from medshield import Journal, Recipe, create_protection, load, pixel_change, train_victim
 from medshield.report import markdown_table
 
 VARIANTS = {

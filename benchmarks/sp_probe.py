@@ -10,6 +10,9 @@ rest, before and after the victim's flip + crop (pad 4). If the noise alone stay
 the victim's augmentation, the victim *could* learn the shortcut; whether it prefers it to the
 image's own features is what the frontier's SP cells measure (benchmarks/frontier_cpu.py).
 Writes results/sp_probe.md/.json.
+
+Imports ``medshield.models.augment`` beyond the public ``medshield``: it applies the victim's own
+flip + crop to the noise alone, a transformation no public call runs outside training.
 """
 from __future__ import annotations
 
@@ -19,9 +22,8 @@ import math
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from _common import RESULTS, context, data_root, write_json, write_markdown
-from medshield.data.medmnist import load
-from medshield.protect import create_protection
+from common import RESULTS, context, data_root, write_json, write_markdown
+from medshield import create_protection, load
 from medshield.models.augment import TRANSFORMS
 
 

@@ -16,6 +16,10 @@
    moves by a few % with the machine), with the mean speed-up over them.
 
 Results: results/speed_cpu.json and .md, rewritten after every measurement.
+
+Imports ``medshield.models`` and ``medshield.models.augment`` beyond the public ``medshield``: part 1
+times the two internal passes themselves (a bare ResNet-18 and the flip + crop of T), which no
+public call runs alone.
 """
 from __future__ import annotations
 
@@ -28,12 +32,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from _common import RESULTS, context, data_root, write_json, write_markdown
-from medshield.data.medmnist import load
-from medshield.evaluate.journal import Journal
+from common import RESULTS, context, data_root, write_json, write_markdown
+from medshield import Journal, create_protection, load
 from medshield.models import create_model
 from medshield.models.augment import flip_crop
-from medshield.protect import create_protection
 from medshield.report import markdown_table
 
 BATCH = 128

@@ -27,14 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import RESULTS, context, data_root, write_json, write_markdown
-from medshield import pipeline
-from medshield.data.medmnist import load
-from medshield.evaluate import Recipe, train_victim
-from medshield.evaluate.journal import Journal
-from medshield.evaluate.workflow import split_by_classes
-from medshield.report.choice import setting_of
-from medshield.report.paper import SUPPORT
+from common import RESULTS, context, data_root, write_json, write_markdown
+from medshield import Journal, Recipe, load, pipeline, split_by_classes, train_victim
+from medshield.report import SUPPORT, setting_of
 
 JOURNAL = Journal(RESULTS / "support_cpu.jsonl")
 # Appendix D.2 (DermaMNIST, ResNet-18): melanoma protected with 5 support classes, and all classes merged.

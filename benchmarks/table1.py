@@ -6,8 +6,7 @@
 Each cell (dataset x method, plus the clean baseline) is one ``medshield protect`` and one victim
 trained with the preset's recipe and seed, through the library API. Finished cells are appended
 to results/table1_<preset>.jsonl and skipped when the script is run again (resume); the table is
-rewritten after every cell to results/table1_<preset>.md and .json. (Earlier runs took some clean
-and SALM cells from results/salm_cpu.json; those cells are in the journal, marked so.)
+rewritten after every cell to results/table1_<preset>.md and .json.
 """
 from __future__ import annotations
 
@@ -16,11 +15,9 @@ import time
 
 import torch
 
-from _common import RESULTS, context, data_root, write_json, write_markdown
-from medshield import pipeline
-from medshield.evaluate.journal import Journal
-from medshield.report import markdown_table
-from medshield.report.paper import TABLE1_ACCURACY
+from common import RESULTS, context, data_root, write_json, write_markdown
+from medshield import Journal, pipeline
+from medshield.report import TABLE1_ACCURACY, markdown_table
 
 DATASETS = ("bloodmnist", "pneumoniamnist", "breastmnist", "retinamnist")
 COLUMNS = ("clean", "tap", "em", "sp", "salm", "random")
@@ -72,7 +69,7 @@ def efficiency(cells: dict) -> str:
             + "\n\n")
 
 
-def write(records: list[dict], preset: str, note: str = "") -> None:
+def write(records: list[dict], preset: str) -> None:
     write_json(RESULTS / f"table1_{preset}.json", records)
     cells = {(r["dataset"], r["method"]): r for r in records}
     rows, timing, ordering = [], [], []
@@ -118,9 +115,8 @@ def write(records: list[dict], preset: str, note: str = "") -> None:
         f"{markdown_table(['dataset', *COLUMNS], timing)}\n\n"
         + efficiency(cells) +
         "Cells marked in table1_<preset>.json with `taken_from` reuse the identical run of benchmarks/salm_cpu.py.\n"
-        + (f"\nNote: {note}\n" if note else "")
     )
-    write_markdown(RESULTS / f"table1_{preset}.md", text)
+    write_markdown(RESULTS / f"table1_{preset}.md", text, keep=("## Notes",))  # provenance and load notes, by hand
 
 
 def main():
@@ -130,7 +126,6 @@ def main():
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--note", default="", help="a remark printed under the table (e.g. what else ran on the machine)")
     parser.add_argument("--render-only", action="store_true", help="rewrite the table from the journal, run nothing")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -138,7 +133,7 @@ def main():
     jsonl = RESULTS / f"table1_{args.preset}.jsonl"
     records = [r for r in Journal(jsonl).records() if r["seed"] == args.seed]
     if args.render_only:
-        write(records, args.preset, args.note)
+        write(records, args.preset)
         return
     done = {(r["dataset"], r["method"]) for r in records}
     for flag in args.datasets.split(","):
@@ -151,7 +146,7 @@ def main():
                       "cell_s": round(time.perf_counter() - start, 1), **ctx}
             Journal(jsonl).append(record)
             records.append(record)
-            write(records, args.preset, args.note)
+            write(records, args.preset)
             print(flag, method, f"{record['test_accuracy']:.3f}", flush=True)
 
 

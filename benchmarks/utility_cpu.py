@@ -4,7 +4,7 @@
 
 Reads the releases the other benchmarks wrote (results/runs/salm_<preset>_<flag> for SALM,
 results/runs/table1_<preset>_<flag>_<method> for EM, TAP, SP and Random; run salm_cpu.py and
-table1.py first) and measures each against its original with ``medshield.evaluate.utility.release_utility``
+table1.py first) and measures each against its original with ``medshield.release_utility``
 (definitions in src/medshield/evaluate/utility.py). Writes results/utility_<preset>.md and .json.
 """
 from __future__ import annotations
@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from _common import RESULTS, context, write_json, write_markdown
-from medshield.evaluate.utility import release_utility
-from medshield.report import markdown_table
-from medshield.report.paper import TABLE5_UTILITY
+from common import RESULTS, context, write_json, write_markdown
+from medshield import release_utility
+from medshield.report import TABLE5_UTILITY, markdown_table
 
 METHODS = ("salm", "em", "tap", "sp", "random")
 PAPER = TABLE5_UTILITY

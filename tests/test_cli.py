@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from medshield.cli import main
+from medshield import list_protections
+from medshield.cli import build_parser, main
 
 FAST = ["--steps", "4", "--width", "8", "--pgd-steps", "2", "--quiet"]
 
@@ -20,13 +21,46 @@ def test_help_lists_the_verbs(capsys):
         main(["--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    assert all(verb in out for verb in ("protect", "evaluate", "methods"))
+    assert all(verb in out for verb in VERBS) and len(VERBS) == 9
+
+
+def verbs() -> list[str]:
+    """The verbs the parser offers (the test below must cover each of them)."""
+    action = next(a for a in build_parser()._actions if a.dest == "verb")
+    return list(action.choices)
+
+
+VERBS = verbs()
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_every_verb_has_help(capsys, verb):
+    with pytest.raises(SystemExit) as info:
+        main([verb, "--help"])
+    assert info.value.code == 0 and f"medshield {verb}" in capsys.readouterr().out
+
+
+def test_report_verify_and_restore_run_on_a_tiny_release(capsys, tmp_path, tiny_npz):
+    """The three owner verbs other files test at length, once each from the command line on a cheap release
+    (the other six run in the tests above and below)."""
+    release = tmp_path / "rel"
+    assert run(capsys, "protect", str(tiny_npz), "--out", str(release), "--method", "random", "--quiet")[0] == 0
+    code, out, err = run(capsys, "verify", str(release), "--json", str(tmp_path / "checks.json"))
+    assert code == 0, err
+    assert "FAILED" not in out and json.loads((tmp_path / "checks.json").read_text())
+    code, out, err = run(capsys, "restore", str(release), "--out", str(tmp_path / "originals"))
+    assert code == 0, err
+    with np.load(tiny_npz) as original, np.load(tmp_path / "originals" / "tiny.npz") as restored:
+        assert np.array_equal(original["train_images"], restored["train_images"])
+    code, out, err = run(capsys, "report", str(release), "--out", str(tmp_path / "report"))
+    assert code == 0, err
+    assert (tmp_path / "report" / "index.html").is_file() and "index.html" in out
 
 
 def test_methods_lists_salm_with_defaults(capsys):
     code, out, _ = run(capsys, "methods")
     assert code == 0 and "salm" in out and "k = 0.1" in out and "steps = 5000" in out
-    assert all(f"{name}:" in out for name in ("em", "random", "salm", "sp", "tap")) and "eps = 8/255" in out
+    assert all(f"{name}:" in out for name in list_protections()) and "eps = 8/255" in out
 
 
 def test_every_method_writes_the_same_release_layout(capsys, tmp_path, tiny_npz):
@@ -295,7 +329,7 @@ def test_an_unwritable_output_location_is_refused_before_any_work(capsys, tmp_pa
 def test_a_full_disk_while_writing_leaves_no_partial_release_and_one_line(capsys, tmp_path, tiny_npz, monkeypatch):
     import errno
 
-    from medshield.data import release as release_module
+    from medshield.release import npz as release_module
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out"))

@@ -43,11 +43,13 @@ LAYERS = [
     {"errors"},
     {"units", "_registry", "_runtime", "_distributed", "presets", "bounds"},
     {"data", "models"},
+    {"release"},
     {"protect", "evaluate"},
     {"report"},
     {"run_plan"},
     {"pipeline", "options"},
     {"medshield"},  # the package's __init__: the public API (its __version__ is read by every layer)
+    {"verbs"},  # what each command-line verb does
     {"cli"},
     {"__main__"},
 ]
@@ -64,3 +66,14 @@ def test_nothing_imports_upwards_or_sideways():
                    if source.split(".")[:2] != target.split(".")[:2] and target != "medshield"
                    and layer_of(target) >= layer_of(source))
     assert not wrong, f"imports against ARCHITECTURE.md's layers: {wrong}"
+
+
+def test_the_public_names_resolve_and_import_medshield_stays_light():
+    """Every name ``medshield`` exports (what the benchmarks script with) resolves; importing the package
+    alone loads no torch (the command line starts light)."""
+    import subprocess
+    import sys
+
+    assert all(getattr(medshield, name) is not None for name in medshield.__all__)
+    code = "import sys, medshield; assert 'torch' not in sys.modules, 'import medshield loaded torch'"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,6 +1,7 @@
 """One radius unit and one way to read typed parameters, for methods and defenses alike."""
 import pytest
 
+from medshield import list_protections
 from medshield.cli import build_parser
 from medshield.options import method_options
 from medshield.errors import InputError
@@ -33,7 +34,7 @@ def test_typed_values_follow_the_defaults():
 
 def test_every_method_parameter_has_a_flag_with_its_documented_defaults():
     options = {dest: kwargs for _, dest, kwargs in method_options()}
-    for method in ("salm", "em", "tap", "sp", "random"):
+    for method in list_protections():
         assert set(method_parameters(method)) <= set(options)
     assert "em, salm: PGD step (default 1.6); tap:" in options["step_size"]["help"]
     assert "(default 0.8)" in options["step_size"]["help"] and "(default 0.5,0.75)" in options["lr_milestones"]["help"]

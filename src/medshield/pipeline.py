@@ -3,23 +3,17 @@
 and restore."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import numpy as np
-
 from ._runtime import machine, package_versions, pick_device, use_threads
-from .data.folder_release import restore_folder
-from .data.opening import open_dataset, original_of, read_release
-from .data.release import Release, check_output_dir, is_release, move_into_place, restored_npz, staging_folder
-from .data.restoration import Restoration
-from .data.signing import check_before_restore, pinned_fingerprint
 from .errors import InputError
 from .evaluate.grid import check_defenses, run_grid
 from .evaluate.journal import Journal
 from .evaluate.workflow import evaluate
 from .models import resolve_precision
 from .protect import DEFAULT_METHOD
+from .release import Release, open_dataset, original_of
+from .release import restore_release as restore
 from .report import write_grid
 from .run_plan import generate, plan, publish
 
@@ -86,37 +80,6 @@ def protect(
                support_classes=support_classes, resume=resume, checkpoint_every=checkpoint_every,
                signing_key=signing_key, size=size, channels=channels, convert=convert)
     return publish(run, generate(run))
-
-
-def restore(release_dir: str, out: str | Path, *, key: str | Path | None = None, overwrite: bool = False,
-            force: bool = False, public_key: str | Path | None = None, fingerprint: str | None = None) -> tuple[Path, list[str]]:
-    """Write the originals of a release to the new folder ``out`` with the release's key; returns
-    ``out`` and the release files left out (only with ``force``).
-
-    ``.npz``: the dataset file with byte-identical arrays; folders: the original tree, names,
-    formats and bit depths, pixel-identical (JPEG originals byte-identical), DICOM with its
-    original pixel data and UIDs. First the release must be as its owner signed it (pinned with
-    ``public_key`` or ``fingerprint``), and every restored image must match its original's hash
-    sealed with it: otherwise nothing is written, or with ``force`` what matches is.
-    """
-    if not is_release(release_dir):
-        raise InputError(f"{release_dir} is not a release folder written by 'medshield protect'")
-    skip = check_before_restore(Path(release_dir), pinned_fingerprint(public_key, fingerprint), force)
-    release = read_release(release_dir)
-    target = check_output_dir(out, [release.path], overwrite)
-    with Restoration(release.path, release.manifest, key) as restoration:
-        tmp = staging_folder(target)
-        try:
-            left_out = []
-            if restoration.record["format"] == "npz":
-                restored = restored_npz(release, restoration)
-                np.savez_compressed(tmp / f"{restored.name}.npz", **restored.arrays)
-            else:
-                left_out = restore_folder(release, restoration, tmp, skip, force)
-            move_into_place(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target, left_out
 
 
 def grid(

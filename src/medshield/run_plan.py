@@ -20,7 +20,7 @@ from ._distributed import is_main, world_size
 from ._runtime import machine, now_iso, package_versions, pick_device, use_threads
 from .data.duplicates import share_noise
 from .data.medmnist import load
-from .data.opening import load_directory, open_dataset
+from .data.opening import load_directory
 from .data.scratch import ScratchArray
 from .data.support import WithSupport
 from .data.tensors import value_range
@@ -28,19 +28,8 @@ from .errors import InputError
 from .evaluate.utility import utility_sample
 from .models import resolve_precision
 from .protect import PROTECTIONS, Checkpoint, Protection, create_protection, work_folder
-# TEMPORARY until the release package lands (helper): the writers as they are on main.
-from .data.folder import FolderData
-from .data.folder_release import write_folder_release
-from .data.release import Release, check_output_dir
-from .data.release import write_release as write_npz_release
-from .data.sealing import check_key_path, default_key_path
-from .data.signing import owner_key
-
-
-def write_release(out, data, released, manifest, *, labels_csv=None, jpeg_as_png=False, **common):
-    if isinstance(data, FolderData):
-        return write_folder_release(out, data, released, manifest, labels_csv=labels_csv, jpeg_as_png=jpeg_as_png, **common)
-    return write_npz_release(out, data, released.mapped(), manifest, **common)
+from .release import (Release, check_key_path, check_output_dir, dataset_file, default_key_path, open_dataset, owner_key,
+                      write_release)
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +219,7 @@ def public_manifest(run: ProtectionRun, result, created: str) -> dict:
         "params": result.params,
         "sparsity": run.protection.sparsity(),
         "dataset_name": data.name,
-        "dataset_file": f"{data.name}.npz",
+        "dataset_file": dataset_file(data),
         "num_classes": data.num_classes,
         "train_images": int(len(result.released)),
         "support": run.generation_data.record if request["support"] is not None else None,

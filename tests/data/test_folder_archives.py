@@ -254,7 +254,7 @@ def test_validation_decodes_each_file_once_and_keeps_none(tmp_path, monkeypatch)
 
 def test_a_mixed_size_release_opens_at_its_working_size(capsys, tmp_path, medmnist_root):
     """Victims (evaluate, grid) and the originals restored for --compare see the working size."""
-    from medshield.data.opening import open_dataset, original_of
+    from medshield.release import open_dataset, original_of
 
     root = archive(tmp_path, medmnist_root)
     out = tmp_path / "release"

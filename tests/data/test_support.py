@@ -11,6 +11,7 @@ from medshield.cli import main
 from medshield.data import load
 from medshield.data.support import WithSupport, convert, draw_classes
 from medshield.errors import InputError
+from medshield.protect import PROTECTIONS, list_protections
 
 FAST = dict(steps=3, width=4, batch_size=32, pgd_steps=2)
 
@@ -78,7 +79,7 @@ def test_one_class_folder_without_support_is_refused_before_any_compute(tmp_path
 
 
 def test_methods_without_a_source_task_reject_support(tmp_path, tiny_npz, capsys):
-    for method in ("tap", "sp"):
+    for method in (name for name in list_protections() if not PROTECTIONS.get(name).accepts_support):
         code = main(["protect", str(tiny_npz), "--out", str(tmp_path / method), "--method", method,
                      "--support", str(tiny_npz), "--quiet"])
         err = capsys.readouterr().err

@@ -70,7 +70,7 @@ def test_resume_without_a_checkpoint_is_one_clear_error(tmp_path, tiny_npz):
 KILLER = """
 import os, signal, sys
 from medshield import pipeline
-from medshield.data import release
+from medshield.release import writer as release
 from medshield.protect._checkpoint import Checkpoint
 
 dataset, out, where, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])

@@ -15,7 +15,7 @@ import pytest
 
 from medshield import run_plan
 from medshield.cli import main
-from medshield.data import release as release_module
+from medshield.release import writer as release_module
 from medshield.errors import InputError
 from medshield.protect import _checkpoint
 from medshield.protect._checkpoint import Checkpoint, work_folder

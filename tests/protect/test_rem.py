@@ -9,7 +9,7 @@ from medshield.bounds import pixel_change
 from medshield.data import load
 from medshield.errors import InputError
 from medshield.models.pgd import adversarial, pgd
-from medshield.protect import _bilevel, create_protection
+from medshield.protect import _bilevel, create_protection, list_protections, method_parameters
 
 TINY = dict(steps=3, width=4, batch_size=32, pgd_steps=2, adv_steps=3, samples=2)
 
@@ -27,7 +27,7 @@ def test_rem_has_the_reference_defaults_and_adv_eps_is_checked():
         create_protection("em", adv_eps=2 / 255, adv_step_size=5 / 255)
 
 
-@pytest.mark.parametrize("name", ["rem", "em", "salm"])
+@pytest.mark.parametrize("name", [name for name in list_protections() if "adv_eps" in method_parameters(name)])
 def test_inner_maximization_stays_within_rho_a(tiny_npz, monkeypatch, name):
     """Every adversarial example REM's loop builds (for the noise and for the source model) lies
     within adv_eps of the image it attacks and in [0, 1], and the ascent uses the room it has."""

@@ -1,5 +1,7 @@
 """The report's method advice: built from the measured frontier summary, honest about where it was measured."""
-from medshield.report.choice import advice, load_summary, setting_of
+import pytest
+
+from medshield.report.choice import PROVENANCE, advice, frontier_summary, load_summary, recommended, setting_of
 
 SUMMARY = {
     "preset": "cpu", "date": "2026-11-25", "ssim_floor": 94.4,
@@ -42,6 +44,34 @@ def test_the_shipped_summary_is_readable():
     assert summary, "src/medshield/report/frontier_cpu.json is missing or empty"
     assert summary["preset"] == "cpu" and all("settings" in table for table in summary["datasets"].values())
     assert all(sum(s["recommended"] for s in table["settings"]) == 1 for table in summary["datasets"].values())
+    assert set(summary["provenance"]) == set(PROVENANCE) and all(summary["provenance"].values())  # what wrote it
+
+
+def cell(setting: str, accuracy: float, ssim: float, date: str = "2026-11-25T10:00:00+00:00") -> dict:
+    return {"setting": setting, "test_accuracy": accuracy, "ssim": ssim, "l0": 0.5, "generation_s": 100.0, "date": date}
+
+
+def test_the_recommendation_needs_the_papers_similarity_and_as_many_seeds_as_the_best_measured():
+    measured = {
+        ("blood", "a"): [cell("a", 0.30, 99.0)] * 3,
+        ("blood", "b"): [cell("b", 0.20, 99.0)],  # lower, but one seed against three: not yet
+        ("blood", "c"): [cell("c", 0.10, 90.0)] * 3,  # lowest, but below the SSIM floor
+        ("pneu", "d"): [cell("d", 0.60, 95.0)],
+    }
+    assert recommended(measured, ssim_floor=94.4) == {"blood": "a", "pneu": "d"}
+    assert recommended(measured, ssim_floor=99.5) == {}
+
+
+def test_the_written_summary_carries_its_provenance_and_refuses_without_it():
+    measured = {("blood", "clean"): [cell("clean", 0.90, 100.0)], ("blood", "a"): [cell("a", 0.30, 99.0, "2026-11-26T01:00:00+00:00")]}
+    provenance = {"command": "python frontier_cpu.py --write-only --publish", "commit": "abc1234", "date": "2026-12-05T07:00:00+00:00"}
+    summary = frontier_summary(measured, preset="cpu", provenance={**provenance, "machine": "ignored"}, ssim_floor=94.4)
+    assert summary["provenance"] == provenance and summary["date"] == "2026-11-26"
+    assert summary["datasets"]["blood"]["clean_accuracy"] == 90.0
+    assert summary["datasets"]["blood"]["settings"][0] | {"generation_s": 0} == {
+        "setting": "a", "accuracy": 30.0, "sd": None, "seeds": 1, "ssim": 99.0, "l0": 50.0, "generation_s": 0, "recommended": True}
+    with pytest.raises(ValueError, match="commit"):
+        frontier_summary(measured, preset="cpu", provenance={"command": "x", "date": "y"})
 
 
 def test_a_setting_within_the_seed_spread_of_the_recommended_one_is_told_so():

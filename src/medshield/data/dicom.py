@@ -84,8 +84,6 @@ def _pixel_format(ds, path) -> tuple:
 class DicomData(FolderData):
     """A labelled DICOM folder; images are stored values shifted to start at 0 (uint16)."""
 
-    format = "dicom"
-
     def read_file(self, path: Path) -> np.ndarray:
         ds = _read(path)
         try:

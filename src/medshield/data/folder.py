@@ -36,11 +36,12 @@ from .folder_scan import scan_folder, walk
 from .image_modes import as_stored, orientation_of, to_working, upright
 from .labels import check_one_task, class_order, paths_from_csv
 from .scratch import ScratchArray
-from .signing import PUBLIC_KEY, SIGNATURE
 
 log = logging.getLogger(__name__)
 LABELS_COPY = "medshield-labels.csv"
-RESERVED = ("manifest.json", "restoration.sealed", LABELS_COPY, SIGNATURE, PUBLIC_KEY)  # what a release adds at its root
+# What a release adds at its root (medshield.release writes them): never read as the owner's files,
+# so that a release reads back as the folder it was made from.
+RESERVED = ("manifest.json", "restoration.sealed", LABELS_COPY, "manifest.sig", "owner.pub")
 
 SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 SAMPLE_BYTES = {"I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}  # per band, as decoded; others 1
@@ -134,7 +135,6 @@ class FolderData:
     shapes: list = field(default_factory=list)  # each file's own (H, W[, C])
     pairs: list = field(default_factory=list)  # duplicate pairs (i, j, kind)
     notes: dict = field(default_factory=dict)  # what the manifest says about the folder
-    format = "folder"
 
     @property
     def num_classes(self) -> int:

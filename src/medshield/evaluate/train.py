@@ -86,6 +86,37 @@ def _predict(model, x: torch.Tensor, device, maximum: int, batch_size: int = 512
     return torch.cat(outputs).numpy()
 
 
+def _inputs(train: MedMNISTData, test: MedMNISTData, defense: Defense | None):
+    """The victim's train tensors (after a data defense) and the real test split, with the value range."""
+    train_images = train.images("train")
+    if defense is not None and defense.kind == "data":
+        train_images = defense.apply(train_images)
+    x_test = to_tensor(test.images("test"))
+    return (to_tensor(train_images), torch.from_numpy(train.labels("train")), x_test, test.labels("test"),
+            value_range(train))
+
+
+def _epoch(model, optimizer, scheduler, loss, x, y, *, recipe: Recipe, maximum: int, device, fmt, generator,
+           iteration: int, total: int, bar) -> tuple[int, int, int, float]:
+    """One pass over the shuffled train split, or what is left of ``total`` iterations: the iteration
+    reached, and the images seen, classified right and their summed loss."""
+    seen = correct = loss_sum = 0
+    for index in torch.randperm(len(x), generator=generator).split(recipe.batch_size):
+        if iteration >= total:
+            break
+        xb, yb = to_float(x[index], maximum).to(device), y[index].to(device)
+        if recipe.augment:
+            xb = flip_crop(xb, generator)
+        value, logits = train_step(model, optimizer, scheduler, xb.contiguous(memory_format=fmt), yb, loss)
+        iteration += 1
+        seen += len(yb)
+        correct += (logits.argmax(1) == yb).sum().item()
+        loss_sum += value.item() * len(yb)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+    return iteration, seen, correct, loss_sum
+
+
 def train_victim(
     train: MedMNISTData,
     test: MedMNISTData,
@@ -107,14 +138,7 @@ def train_victim(
     dev = pick_device(device)
     precision = resolve_precision(precision, dev, "victim")
     generator = seed_everything(seed)
-    train_images = train.images("train")
-    if defense is not None and defense.kind == "data":
-        train_images = defense.apply(train_images)
-    maximum = value_range(train)
-    x = to_tensor(train_images)
-    y = torch.from_numpy(train.labels("train"))
-    x_test = to_tensor(test.images("test"))
-    y_test = test.labels("test")
+    x, y, x_test, y_test, maximum = _inputs(train, test, defense)
     fmt = memory_format(dev, recipe.width)
     model = create_model(recipe.arch, num_classes=train.num_classes, in_channels=x.shape[1], width=recipe.width,
                          image_size=min(x.shape[-2:]), device=dev, precision=precision)
@@ -130,20 +154,9 @@ def train_victim(
     iteration, epoch = 0, 0
     bar = tqdm(total=total, desc=f"victim {recipe.arch}", disable=not progress, leave=False)
     while iteration < total:
-        seen = correct = loss_sum = 0
-        for index in torch.randperm(len(x), generator=generator).split(recipe.batch_size):
-            if iteration >= total:
-                break
-            xb, yb = to_float(x[index], maximum).to(dev), y[index].to(dev)
-            if recipe.augment:
-                xb = flip_crop(xb, generator)
-            value, logits = train_step(model, optimizer, scheduler, xb.contiguous(memory_format=fmt), yb, loss)
-            iteration += 1
-            seen += len(yb)
-            correct += (logits.argmax(1) == yb).sum().item()
-            loss_sum += value.item() * len(yb)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        iteration, seen, correct, loss_sum = _epoch(model, optimizer, scheduler, loss, x, y, recipe=recipe, maximum=maximum,
+                                                    device=dev, fmt=fmt, generator=generator, iteration=iteration,
+                                                    total=total, bar=bar)
         epoch += 1
         test_acc = float((_predict(model, x_test, dev, maximum).argmax(1) == y_test).mean())
         history.append(

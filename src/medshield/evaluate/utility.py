@@ -34,9 +34,9 @@ from skimage import filters, morphology
 from skimage.metrics import normalized_mutual_information, peak_signal_noise_ratio, structural_similarity
 
 from .._runtime import now_iso
-from ..data.opening import open_dataset, original_of
 from ..data.tensors import full_range, to_float, to_tensor, value_range
 from ..errors import InputError
+from ..release import open_dataset, original_of
 
 HASHES = {"ahash": imagehash.average_hash, "phash": imagehash.phash, "dhash": imagehash.dhash}
 HASH_SIZE = 8

@@ -12,11 +12,21 @@ import numpy as np
 
 from .._runtime import machine, now_iso, package_versions, pick_device, use_threads
 from ..data.folder import FolderData
-from ..data.opening import open_dataset, original_of
 from ..errors import InputError
 from ..models import resolve_precision
+from ..release import open_dataset, original_of
 from .defenses import parse_defense
 from .train import Recipe, train_victim
+
+
+def _check_task(spec: str, data, release, compare: bool) -> None:
+    """Refuse, before any training, what gives the victim nothing to learn or to be scored on."""
+    if len(np.unique(data.labels("train"))) < 2:
+        raise InputError(f"{spec}: its train split holds one class; a victim needs two or more to learn anything")
+    if isinstance(data, FolderData) and not data.has_split("test"):
+        raise InputError(f"{spec} has no test images; give --labels FILE.csv with a split column (train/val/test)")
+    if compare and release is None:
+        raise InputError("--compare needs a release folder written by 'medshield protect'")
 
 
 def evaluate(
@@ -48,12 +58,7 @@ def evaluate(
     victim = Recipe.named(preset_name, recipe, recipe_name)
     precision = resolve_precision(precision, pick_device(device), "victim")
     data, release = open_dataset(spec, root, labels)
-    if len(np.unique(data.labels("train"))) < 2:
-        raise InputError(f"{spec}: its train split holds one class; a victim needs two or more to learn anything")
-    if isinstance(data, FolderData) and not data.has_split("test"):
-        raise InputError(f"{spec} has no test images; give --labels FILE.csv with a split column (train/val/test)")
-    if compare and release is None:
-        raise InputError("--compare needs a release folder written by 'medshield protect'")
+    _check_task(spec, data, release, compare)
     runs = {("protected" if release else "clean"): data}
     if compare:
         runs["clean"] = original_of(release, key, original, labels)

@@ -120,6 +120,19 @@ def warn_if_long(desc: str, seconds_per_step: float, remaining: int, device) -> 
                     f"{device.type.upper()}){hint}")
 
 
+def _sgd(model: torch.nn.Module, steps: int, *, lr: float, momentum: float, weight_decay: float, lr_decay: float,
+         lr_milestones: tuple[float, ...], resume: dict | None):
+    """The source model's SGD and step schedule, and where the loop starts: a resumed run's sample order
+    and steps done, else an empty order and step 0."""
+    optimizer = make_optimizer(model, "sgd", lr=lr, momentum=momentum, weight_decay=weight_decay)
+    scheduler = make_schedule(optimizer, "multistep", total=steps, milestones=lr_milestones, decay=lr_decay)
+    if not resume:
+        return optimizer, scheduler, torch.empty(0, dtype=torch.long), 0
+    optimizer.load_state_dict(resume["optimizer"])
+    scheduler.load_state_dict(resume["scheduler"])
+    return optimizer, scheduler, resume["order"], resume["steps_done"]
+
+
 def train_source(
     model: torch.nn.Module,
     x,
@@ -155,14 +168,9 @@ def train_source(
     ``loss(model, inputs, labels)`` -> (loss, logits) replaces cross-entropy (REM's adversarial loss).
     Under torchrun (``world``) it trains on this process's share of each batch, transformed with ``draws``.
     """
-    optimizer = make_optimizer(model, "sgd", lr=lr, momentum=momentum, weight_decay=weight_decay)
-    scheduler = make_schedule(optimizer, "multistep", total=steps, milestones=lr_milestones, decay=lr_decay)
+    optimizer, scheduler, order, first = _sgd(model, steps, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                              lr_decay=lr_decay, lr_milestones=lr_milestones, resume=resume)
     n, device = len(x), x.device
-    order, first = torch.empty(0, dtype=torch.long), 0
-    if resume:
-        optimizer.load_state_dict(resume["optimizer"])
-        scheduler.load_state_dict(resume["scheduler"])
-        order, first = resume["order"], resume["steps_done"]
     bar = tqdm(range(first, steps), desc=desc, disable=not progress, leave=False, initial=first, total=steps)
     started = None
     for step in bar:

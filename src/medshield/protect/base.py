@@ -89,6 +89,11 @@ class Protection:
     presets: dict[str, dict] = {}
     #: runs data-parallel under torchrun (``_distributed``); the others run in one process
     distributed = False
+    #: the SALM paper's published numbers for it (arXiv:2403.10573; ``report/paper.py`` gathers them, from
+    #: the class itself, never a parent's): Table 1's victim test accuracy % per MedMNIST flag, and
+    #: Table 5's similarity % of its release to the originals (SSIM, hashes, NMI)
+    paper_accuracy: dict[str, float] = {}
+    paper_utility: dict[str, float] = {}
 
     def __init__(self, *, eps: float = 8 / 255):
         check_range(self.name, "eps", eps, 1 / 255, 1.0, " (a fraction of the range: 8/255, not 8)")

@@ -29,6 +29,9 @@ class EM(ErrorMinimizingLoop):
     """
 
     name = "em"
+    # the paper's Table 1 and Table 5 (``Protection.paper_accuracy``)
+    paper_accuracy = {"bloodmnist": 30.5, "pneumoniamnist": 65.8, "breastmnist": 46.2, "retinamnist": 13.0}
+    paper_utility = {"ssim": 92.7, "ahash": 77.7, "phash": 89.1, "dhash": 77.4, "nmi": 42.9}
 
     def __init__(self, *, mode: str = "sample", **loop):
         super().__init__(**loop)

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from .._runtime import now_iso, write_json
-from ..data.opening import open_dataset, original_of
 from ..errors import InputError
 from ..evaluate.detection import DETECTABLE_POINTS, detectability_gap
 from ..evaluate.utility import release_utility
+from ..release import open_dataset, original_of
 from .choice import advice
 from .figures import comparison_grid, learning_curves, perturbation_map
 from ..evaluate.grid import BREAK_POINTS, FLOOR_POINTS, cell_verdict
@@ -120,6 +120,88 @@ def detectability_section(release: np.ndarray, original: np.ndarray, labels: np.
             f"({100 * found['gap']:+.1f} points): it {verdict_text} (gap of {DETECTABLE_POINTS:g} points or more).</p>")
 
 
+def _meaning_section(run_dir: Path, manifest: dict, utility: dict, evaluations: list[dict]) -> list[str]:
+    """What the release means, first: the verdict of each evaluation, then what it costs image users."""
+    sections = ["<h2>What it means</h2>"]
+    if evaluations:
+        sections += [f'<p class="verdict">{html.escape(verdict(e))}</p>' for e in evaluations]
+    else:
+        sections.append('<p class="verdict">No evaluation of this release was found beside it. Run '
+                        f"<code>medshield evaluate {html.escape(str(run_dir))} --compare --json {html.escape(str(run_dir.parent))}/evaluation.json</code>.</p>")
+    ssim = utility["overall"]["ssim"]
+    sections.append(f"<p>For people using the images: mean SSIM {ssim['mean']:.1f} % (worst 5 %: {ssim['worst_5pct']:.1f} %), "
+                    f"at most {100 * manifest['measured']['l0_max']:.1f} % of pixel positions and at most "
+                    f"{manifest['measured']['linf']}/255 per value changed in any image; on average "
+                    f"{100 * manifest['measured']['l0_mean']:.1f} % of positions changed.</p>")
+    if manifest.get("sparsity"):
+        sections.append(f"<p>Sparsity: {html.escape(manifest['sparsity'])}.</p>")
+    return sections
+
+
+def _settings_section(manifest: dict, utility: dict) -> list[str]:
+    """How the release was made, and how much its images changed, measure by measure."""
+    sections = ["<h2>How it was protected</h2>"]
+    rows = [["method", manifest["method"]], ["preset", manifest["preset"]], ["seed", manifest["seed"]],
+            ["train images", manifest["train_images"]], ["generation time (s)", manifest["generation_seconds"]],
+            ["precision", manifest.get("precision", "fp32")], ["release id", manifest.get("release_id", "-")]]
+    rows += [[f"param: {k}", v] for k, v in manifest["params"].items()]
+    sections.append(_table(["setting", "value"], rows))
+    if manifest.get("duplicates"):
+        sections.append(_folder_section(manifest))
+    sections.append("<h2>Utility: how much the images changed</h2>")
+    rows = []
+    for key, label in utility_rows(utility):
+        s = utility["overall"][key]
+        scale = 100.0 if key == "l0" else 1.0
+        rows.append([label, f"{scale * s['mean']:.2f}", f"{scale * s['worst_5pct']:.2f}"])
+    sections.append(_table(["measure", "mean", "worst 5 %"], rows))
+    return sections
+
+
+def _perturbation_section(data, original, figures: Path) -> list[str]:
+    """The perturbation drawn (examples and where it falls), and whether a linear model singles it out."""
+    labels = data.labels("train")
+    grid_png = comparison_grid(original.images("train"), data.images("train"), labels, figures / "comparison.png",
+                               label_names=data.label_names)
+    map_png, share = perturbation_map(original.images("train"), data.images("train"), figures / "perturbation_map.png")
+    return ["<h2>What the perturbation looks like</h2>" + _image(grid_png, "original, perturbation, protected"),
+            f"<p>{100 * share['changed_in_foreground']:.1f} % of the changed positions lie in the foreground, "
+            f"which covers {100 * share['foreground_area']:.1f} % of the image area.</p>" + _image(map_png, "where the perturbation is"),
+            detectability_section(data.images("train"), original.images("train"), labels)]
+
+
+def _grid_section(grid: dict) -> list[str]:
+    """One grid's victims x defenses, and the cells that break the protection or train nothing."""
+    rows = [[c["arch"], c["defense"], _pct(c["clean_test_accuracy"]), _pct(c["protected_test_accuracy"]),
+             f"{100 * (c['clean_test_accuracy'] - c['protected_test_accuracy']):.1f}", _pct(c["protected_peak_test_accuracy"]),
+             cell_verdict(c)] for c in grid["cells"]]
+    sections = [f"<h3>Victims x defenses ({html.escape(Path(grid['_file']).parent.name)})</h3>",
+                _table(["victim", "defense", "clean-trained %", "protected-trained %", "drop", "protected peak %", "protection"], rows)]
+    for kind, meaning in (("breaks", f"protected-trained accuracy within {BREAK_POINTS:g} points of clean-trained"),
+                          ("trains nothing", f"even the clean-trained victim ends within {FLOOR_POINTS:g} points of "
+                                             "the majority floor, so these cells say nothing about the protection")):
+        named = [f"{c['arch']} + {c['defense']}" for c in grid["cells"] if cell_verdict(c) == kind]
+        if named:
+            label = "Broken by" if kind == "breaks" else "Trains nothing"
+            sections.append(f'<p class="verdict">{label}: {html.escape(", ".join(named))} ({meaning}).</p>')
+    return sections
+
+
+def _efficacy_section(evaluations: list[dict], grids: list[dict], figures: Path) -> list[str]:
+    """The victims trained on the release: each evaluation with its learning curves, then each grid."""
+    sections = ["<h2>Efficacy: victims trained on the release</h2>"]
+    if evaluations:
+        rows = [[e["recipe"]["arch"], (e.get("defense") or {}).get("name", "none"), _pct(e.get("clean", {}).get("test_accuracy")),
+                 _pct(e["test_accuracy"]), _pct(e["peak_test_accuracy"]), _pct(e["majority_floor"]), Path(e["_file"]).name]
+                for e in evaluations]
+        sections.append(_table(["victim", "defense", "clean-trained %", "protected-trained %", "protected peak %", "floor %", "file"], rows))
+        for n, e in enumerate(evaluations):
+            sections.append(_image(learning_curves(e, figures / f"learning_curves_{n}.png"), "learning curves"))
+    for g in grids:
+        sections += _grid_section(g)
+    return sections
+
+
 def build_report(run_dir: str | Path, out: str | Path | None = None, segmentation_model: str | None = None, *,
                  key: str | Path | None = None, original: str | None = None) -> Path:
     run_dir = Path(run_dir).expanduser().resolve()
@@ -135,73 +217,15 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, segmentatio
 
     sections = [f"<h1>{html.escape(data.name)}: {html.escape(manifest['method'].upper())} release</h1>",
                 f"<p>Report made {now_iso()} from <code>{html.escape(str(run_dir))}</code>.</p>"]
-    sections.append("<h2>What it means</h2>")
-    if evaluations:
-        sections += [f'<p class="verdict">{html.escape(verdict(e))}</p>' for e in evaluations]
-    else:
-        sections.append('<p class="verdict">No evaluation of this release was found beside it. Run '
-                        f"<code>medshield evaluate {html.escape(str(run_dir))} --compare --json {html.escape(str(run_dir.parent))}/evaluation.json</code>.</p>")
-    ssim = utility["overall"]["ssim"]
-    sections.append(f"<p>For people using the images: mean SSIM {ssim['mean']:.1f} % (worst 5 %: {ssim['worst_5pct']:.1f} %), "
-                    f"at most {100 * manifest['measured']['l0_max']:.1f} % of pixel positions and at most "
-                    f"{manifest['measured']['linf']}/255 per value changed in any image; on average "
-                    f"{100 * manifest['measured']['l0_mean']:.1f} % of positions changed.</p>")
-    if manifest.get("sparsity"):
-        sections.append(f"<p>Sparsity: {html.escape(manifest['sparsity'])}.</p>")
-
+    sections += _meaning_section(run_dir, manifest, utility, evaluations)
     choice = advice(data.name, manifest["method"], manifest["params"])
     if choice:
         sections.append("<h2>Which method, and why</h2>" + "".join(f"<p>{html.escape(line)}</p>" for line in choice))
-
-    sections.append("<h2>How it was protected</h2>")
-    rows = [["method", manifest["method"]], ["preset", manifest["preset"]], ["seed", manifest["seed"]],
-            ["train images", manifest["train_images"]], ["generation time (s)", manifest["generation_seconds"]],
-            ["precision", manifest.get("precision", "fp32")], ["release id", manifest.get("release_id", "-")]]
-    rows += [[f"param: {k}", v] for k, v in manifest["params"].items()]
-    sections.append(_table(["setting", "value"], rows))
-    if manifest.get("duplicates"):
-        sections.append(_folder_section(manifest))
-
-    sections.append("<h2>Utility: how much the images changed</h2>")
-    rows = []
-    for key, label in utility_rows(utility):
-        s = utility["overall"][key]
-        scale = 100.0 if key == "l0" else 1.0
-        rows.append([label, f"{scale * s['mean']:.2f}", f"{scale * s['worst_5pct']:.2f}"])
-    sections.append(_table(["measure", "mean", "worst 5 %"], rows))
-
+    sections += _settings_section(manifest, utility)
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
-    labels = data.labels("train")
-    grid_png = comparison_grid(original.images("train"), data.images("train"), labels, figures / "comparison.png",
-                               label_names=data.label_names)
-    map_png, share = perturbation_map(original.images("train"), data.images("train"), figures / "perturbation_map.png")
-    sections.append("<h2>What the perturbation looks like</h2>" + _image(grid_png, "original, perturbation, protected"))
-    sections.append(f"<p>{100 * share['changed_in_foreground']:.1f} % of the changed positions lie in the foreground, "
-                    f"which covers {100 * share['foreground_area']:.1f} % of the image area.</p>" + _image(map_png, "where the perturbation is"))
-
-    sections.append(detectability_section(data.images("train"), original.images("train"), labels))
-    sections.append("<h2>Efficacy: victims trained on the release</h2>")
-    if evaluations:
-        rows = [[e["recipe"]["arch"], (e.get("defense") or {}).get("name", "none"), _pct(e.get("clean", {}).get("test_accuracy")),
-                 _pct(e["test_accuracy"]), _pct(e["peak_test_accuracy"]), _pct(e["majority_floor"]), Path(e["_file"]).name]
-                for e in evaluations]
-        sections.append(_table(["victim", "defense", "clean-trained %", "protected-trained %", "protected peak %", "floor %", "file"], rows))
-        for n, e in enumerate(evaluations):
-            sections.append(_image(learning_curves(e, figures / f"learning_curves_{n}.png"), "learning curves"))
-    for g in grids:
-        rows = [[c["arch"], c["defense"], _pct(c["clean_test_accuracy"]), _pct(c["protected_test_accuracy"]),
-                 f"{100 * (c['clean_test_accuracy'] - c['protected_test_accuracy']):.1f}", _pct(c["protected_peak_test_accuracy"]),
-                 cell_verdict(c)] for c in g["cells"]]
-        sections.append(f"<h3>Victims x defenses ({html.escape(Path(g['_file']).parent.name)})</h3>")
-        sections.append(_table(["victim", "defense", "clean-trained %", "protected-trained %", "drop", "protected peak %", "protection"], rows))
-        for kind, meaning in (("breaks", f"protected-trained accuracy within {BREAK_POINTS:g} points of clean-trained"),
-                              ("trains nothing", f"even the clean-trained victim ends within {FLOOR_POINTS:g} points of "
-                                                 "the majority floor, so these cells say nothing about the protection")):
-            named = [f"{c['arch']} + {c['defense']}" for c in g["cells"] if cell_verdict(c) == kind]
-            if named:
-                label = "Broken by" if kind == "breaks" else "Trains nothing"
-                sections.append(f'<p class="verdict">{label}: {html.escape(", ".join(named))} ({meaning}).</p>')
+    sections += _perturbation_section(data, original, figures)
+    sections += _efficacy_section(evaluations, grids, figures)
 
     page = (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>medshield report: {html.escape(data.name)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(sections)}{IMAGE_CHECK}</body></html>")

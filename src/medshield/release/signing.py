@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .._runtime import sha256_file
+from ..data.walk import walk_files
 from ..errors import InputError
 from .sealing import warn_if_shared
-from .walk import walk_files
 
 log = logging.getLogger(__name__)
 SIGNATURE = "manifest.sig"
@@ -174,25 +174,6 @@ def read_manifest(folder: Path) -> tuple[bytes, dict]:
     except (OSError, ValueError) as exc:
         raise InputError(f"{folder} is not a medshield release: cannot read manifest.json ({exc.__class__.__name__})") from None
     return body, manifest
-
-
-def check_before_restore(folder: Path, pinned: str | None, force: bool) -> frozenset[str]:
-    """Refuse to restore from a release that is not as its owner signed it, naming the first file
-    that differs. With ``force`` the images and copies that differ are returned, to be left out;
-    the files every other one depends on (the sealed data, the ``.npz``, the labels) never are."""
-    body, manifest = read_manifest(folder)
-    problem, _ = signature_problem(folder, body, manifest, pinned)
-    if problem:
-        raise InputError(f"{folder}: {problem}; nothing was written")
-    problems = file_problems(folder, manifest)
-    essential = {"restoration.sealed", manifest.get("labels_file")} | ({manifest.get("dataset_file")} if not manifest.get("format") else set())
-    blocking = [(rel, what) for rel, what in problems if not force or rel in essential]
-    if blocking:
-        rel, what = blocking[0]
-        count = f" ({len(problems)} files differ)" if len(problems) > 1 else ""
-        hint = "" if force or rel in essential else "; --force restores the files that match and lists the others"
-        raise InputError(f"{folder / rel}: {PROBLEMS[what]}{count}; nothing was written{hint}")
-    return frozenset(rel for rel, _ in problems)
 
 
 PROBLEMS = {"missing": "missing from the release", "changed": "changed since the release was signed (SHA-256 differs)",

@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from medshield.data import load, read_release, write_release
+from medshield.data import load
+from medshield.release import read_release, write_release
 from medshield.errors import InputError
 
 

@@ -14,11 +14,10 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from test_dicom import series
-from test_folder import make_folder, medmnist_images
+from builders import make_folder, medmnist_images, series
 
 from medshield.cli import main
-from medshield.data.restoration import RESTORATION
+from medshield.release.restoration import RESTORATION
 
 FAST = ["--steps", "3", "--width", "4", "--batch-size", "20", "--pgd-steps", "2", "--quiet"]
 

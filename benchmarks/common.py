@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medshield._runtime import machine, now_iso, write_json
+from medshield import machine, now_iso, write_json
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "medmnist"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -38,8 +38,24 @@ def context() -> dict:
             "machine": machine(), "cpu": platform.processor() or platform.machine()}
 
 
-def write_markdown(path: Path, text: str) -> None:
-    """A results table, replaced whole (two lanes rewriting it never leave half of one)."""
+def kept_sections(path: Path, headings: tuple[str, ...]) -> str:
+    """The sections of ``path`` under ``headings`` ("## Notes"), each up to the next "## " heading:
+    what a results file says by hand about its runs (dated notes, history), which no record holds."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    kept, keeping = [], False
+    for line in lines:
+        if line.startswith("## "):
+            keeping = line in headings
+        if keeping:
+            kept.append(line)
+    return "\n".join(kept).strip()
+
+
+def write_markdown(path: Path, text: str, keep: tuple[str, ...] = ()) -> None:
+    """A results table, replaced whole (two lanes rewriting it never leave half of one); the sections
+    under ``keep`` headings are carried over from the file it replaces, at its end."""
+    sections = kept_sections(path, keep)
+    text = text.rstrip("\n") + ("\n\n" + sections if sections else "")
     partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
     partial.write_text(text if text.endswith("\n") else text + "\n")
     os.replace(partial, path)

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 
 from medshield.cli import main
-from medshield.data.signing import fingerprint
+from medshield.release.signing import fingerprint
 
 QUICK = ["--method", "random", "--quiet"]  # no training: these tests are about the files
 

@@ -29,8 +29,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from ..data.bounded import npy_header
 from ..errors import InputError
-from .bounded import npy_header
 from .sealing import default_key_path, manifest_digest, new_key, new_release_id, read_key_file, seal, unseal
 
 RESTORATION = "restoration.sealed"

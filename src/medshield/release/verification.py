@@ -32,15 +32,17 @@ from pathlib import Path
 import numpy as np
 
 from ..bounds import files_change, pixel_change
+from ..data.bounded import read_npy, read_npz
+from ..data.duplicates import duplicate_report
+from ..data.medmnist import load
+from ..data.opening import load_directory
+from ..data.walk import walk_files
 from ..errors import InputError
-from .bounded import read_npy, read_npz
-from .duplicates import duplicate_report
-from .medmnist import load
-from .opening import check_same_layout, load_directory, original_of, read_release, working_of
+from .format import format_of
+from .reading import check_same_layout, original_of, read_release, working_of
 from .restoration import RESTORATION
 from .sealing import KEY_FORMAT, MAGIC, default_key_path, read_key_file
 from .signing import PROBLEMS, file_problems, pinned_fingerprint, read_manifest, signature_problem
-from .walk import walk_files
 
 PRIVATE_FIELDS = ("input", "command", "machine", "private")  # what the key file keeps and a manifest must not
 TEXT_SUFFIXES = (".json", ".csv", ".txt", ".md", ".yaml", ".yml")
@@ -71,7 +73,8 @@ def verify_release(path: str | Path, key: str | Path | None = None, original: st
         release = read_release(folder)
     except InputError as exc:  # the release (not the arguments) is unreadable: the checks above name the file
         return rows + [row("bounds", False, f"not measurable: {exc}")]
-    if getattr(release.data, "pairs", None) is not None and manifest.get("format") == "folder":
+    kind = format_of(manifest)
+    if getattr(release.data, "pairs", None) is not None and kind.reports_duplicates:
         rows.append(_duplicates(release.data))
     if key is None and original is None:
         rows.append(row("bounds", None, "not checked: pass --key (the release's key) or --original (its input)"))
@@ -83,12 +86,12 @@ def verify_release(path: str | Path, key: str | Path | None = None, original: st
         return rows
     if clean is None:
         clean = _given(original, labels, release)
-    if manifest.get("format") == "folder":  # files of their own sizes: compared file by file
+    if kind.per_file_bounds:  # files of their own sizes: compared file by file
         rows.append(_bounds(release, files_change(_file_pairs(release, clean))))
         return rows
     clean = clean.images("train")
     rows.append(_bounds(release, pixel_change(clean, release.data.images("train"))))
-    if not manifest.get("format"):  # an .npz release: its arrays are readable by anyone
+    if kind.public_arrays:  # arrays anyone can read: none may be the originals or the perturbation
         rows.append(_arrays(files, clean, release.data.images("train")))
     return rows
 

@@ -1,6 +1,6 @@
 """The train files of a folder release, written one at a time at their own size and mode.
 
-The protected images arrive in the working form (:mod:`.image_modes`); each file gets the noise
+The protected images arrive in the working form (:mod:`..data.image_modes`); each file gets the noise
 of its working image, mapped back to its own size and channels when they differ, added to its own
 pixels and written in its own format. What was written is read back: the bounds are measured on
 those bytes, per file at its size, and released minus original goes into one flat on-disk array,
@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from ..bounds import files_change
-from .image_modes import noise_for_file, to_working
+from ..data.image_modes import noise_for_file, to_working
+from ..data.scratch import ScratchArray
+from ..data.tensors import full_range
 from .restoration import pixel_digest
-from .scratch import ScratchArray
-from .tensors import full_range
 
 
 class TrainFiles:
