@@ -10,8 +10,7 @@ import statistics
 from collections import defaultdict
 
 from common import RESULTS, write_json, write_markdown
-from medshield.report import markdown_table
-from medshield.report.robustness import RULE, verdict, worst_cases
+from medshield.report import RULE, markdown_table, verdict, worst_cases
 
 
 def cells(records: list[dict]) -> list[dict]:
