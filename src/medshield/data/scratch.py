@@ -25,11 +25,16 @@ import numpy as np
 class ScratchArray:
     """A fixed-shape array on disk; index it like an ndarray (reads return in-memory copies)."""
 
-    def __init__(self, shape: tuple[int, ...], dtype):
+    def __init__(self, shape: tuple[int, ...], dtype, file=None, *, reserve: bool = True):
+        """``file``: an open binary file to hold the array (default: a new unnamed temporary one);
+        ``reserve``: size it and reserve its space (False: it already holds the array)."""
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
-        self._file = tempfile.TemporaryFile(prefix="medshield-")
-        size = math.prod(self.shape) * self.dtype.itemsize
+        self._file = tempfile.TemporaryFile(prefix="medshield-") if file is None else file
+        if reserve:
+            self._reserve(math.prod(self.shape) * self.dtype.itemsize)
+
+    def _reserve(self, size: int) -> None:
         try:
             if size:
                 os.posix_fallocate(self._file.fileno(), 0, size)

@@ -15,12 +15,7 @@ included, so nobody changes them meanwhile) and reads the arrays back on ``--res
 """
 from __future__ import annotations
 
-import errno
-import math
-import os
 from pathlib import Path
-
-import numpy as np
 
 from .._distributed import World
 from ..data.scratch import ScratchArray
@@ -32,20 +27,8 @@ class SharedArray(ScratchArray):
     """A :class:`ScratchArray` in a named file every process of the run opens."""
 
     def __init__(self, path: Path, shape: tuple[int, ...], dtype, *, create: bool):
-        self.shape = tuple(int(s) for s in shape)
-        self.dtype = np.dtype(dtype)
+        super().__init__(shape, dtype, open(path, "w+b" if create else "r+b"), reserve=create)
         self.path = path
-        self._file = open(path, "w+b" if create else "r+b")
-        if create:
-            size = math.prod(self.shape) * self.dtype.itemsize
-            try:
-                if size:
-                    os.posix_fallocate(self._file.fileno(), 0, size)  # a full disk now, not a SIGBUS later
-            except OSError as exc:
-                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
-                    self._file.close()
-                    raise
-            self._file.truncate(size)
 
     def __setitem__(self, index, value) -> None:
         mapped = self.mapped(writable=True)
