@@ -24,7 +24,9 @@ def test_the_worst_case_is_the_defense_with_the_smallest_seed_mean_drop():
     assert case["holds"] == ["none"] and case["breaks"] == ["at"] and case["trains nothing"] == ["gray"]
     assert case["weakened"] == ["jpeg"] and case["drops"]["jpeg"] == 15.0  # the seeds' means: 90 against 75
     sentence = survival_sentence("a", case)
-    assert "holds under none (+50.0)" in sentence and "undone by at (+1.0)" in sentence and "gray" not in sentence
+    assert "holds under none (+50.0, 1 seed)" in sentence and "undone by at (+1.0, 1 seed)" in sentence
+    assert "gray" not in sentence
+    assert worst_cases(cells, min_seeds=2)[("d", "a")]["worst_defense"] == "jpeg"  # the only defense with 2 seeds
 
 
 def test_the_recommendation_ranks_by_worst_case_where_the_grid_measured():

@@ -89,8 +89,8 @@ def frontier_summary(measured: dict[tuple[str, str], list[dict]], *, preset: str
                "generation_s": round(_mean(cells, "generation_s")), "recommended": picks.get(dataset) == setting}
         case = (worst or {}).get((dataset, row["setting"]))
         if case:
-            row["defenses"] = {key: case[key] for key in ("holds", "weakened", "breaks", "drops", "worst_defense",
-                                                          "worst_drop")}
+            row["defenses"] = {key: case[key] for key in ("holds", "weakened", "breaks", "drops", "seeds",
+                                                          "worst_defense", "worst_drop", "min_seeds")}
         table["settings"].append(row)
     for table in datasets.values():
         table["settings"].sort(key=lambda r: (not r["recommended"], r["accuracy"]))
@@ -138,8 +138,9 @@ def advice(dataset: str, method: str, params: dict, summary: dict | None = None)
     recommended = next((r for r in rows if r["recommended"]), None)
     lines = []
     if recommended:
-        how = ("loses least to a trainer's worst defense among the settings the defense grid measured that keep"
-               if "defenses" in recommended else "protects best among the settings that keep")
+        how = (f"loses least to a trainer's worst defense (of those measured over "
+               f"{recommended['defenses'].get('min_seeds', 1)} or more seeds) among the settings the defense grid "
+               "measured that keep" if "defenses" in recommended else "protects best among the settings that keep")
         lines.append(f"Measured {where} at the {summary['preset']} preset ({summary['date']}): {recommended['setting']} "
                      f"{how} the images at least as similar as the paper's SALM release (mean SSIM >= "
                      f"{summary['ssim_floor']:.1f} %)" + ("" if "defenses" in recommended else

@@ -7,7 +7,8 @@ least ``HOLD_POINTS`` below the clean-trained one or, on a dataset whose clean a
 ``FLOOR_MARGIN``; it *breaks* when it ends within the grid's ``BREAK_POINTS`` of clean; in between
 it is *weakened*. A cell whose clean-trained victim ends within ``FLOOR_POINTS`` of the floor
 *trains nothing* and says nothing about the protection. A setting's worst case is the defense
-that gives a trainer the most back (the smallest seed-mean drop), over the cells that train.
+that gives a trainer the most back (the smallest seed-mean drop), over the cells that train and,
+where asked, over the defenses measured with enough seeds.
 """
 from __future__ import annotations
 
@@ -36,10 +37,12 @@ def verdict(clean: float, protected: float, floor: float) -> str:
     return "breaks" if clean - protected < BREAK_POINTS else "weakened"
 
 
-def worst_cases(cells: list[dict], victim: str | None = None) -> dict[tuple[str, str], dict]:
-    """(dataset, setting) -> its defenses by verdict of the seed means, and the worst defense with its
-    seed-mean drop in points. ``cells`` are the grid's records (``robust_cpu.json``); ``victim``
-    keeps one victim's cells (None: all)."""
+def worst_cases(cells: list[dict], victim: str | None = None, min_seeds: int = 1) -> dict[tuple[str, str], dict]:
+    """(dataset, setting) -> its defenses by verdict of the seed means, the drop per defense, and the
+    worst defense with its seed-mean drop in points, among the defenses measured over at least
+    ``min_seeds`` seeds (a claim about protection rests on several, not on one draw; None when no
+    defense has as many). ``cells`` are the grid's records (``robust_cpu.json``); ``victim`` keeps
+    one victim's cells (None: all)."""
     groups = defaultdict(list)
     for c in cells:
         if victim is None or c["victim"] == victim:
@@ -49,19 +52,24 @@ def worst_cases(cells: list[dict], victim: str | None = None) -> dict[tuple[str,
         mean = lambda key: statistics.mean(c[key] for c in group)  # noqa: E731
         said = verdict(mean("clean_trained_accuracy"), mean("protected_trained_accuracy"), mean("majority_floor"))
         entry = out.setdefault((dataset, setting), {"holds": [], "weakened": [], "breaks": [], "trains nothing": [],
-                                                    "drops": {}})
+                                                    "drops": {}, "seeds": {}})
         entry[said].append(defense)
+        entry["seeds"][defense] = len({c["seed"] for c in group})
         if said != "trains nothing":
             entry["drops"][defense] = round(100 * (mean("clean_trained_accuracy") - mean("protected_trained_accuracy")), 1)
     for entry in out.values():
-        worst = min(entry["drops"].items(), key=lambda kv: kv[1], default=None)
+        counted = {d: drop for d, drop in entry["drops"].items() if entry["seeds"][d] >= min_seeds}
+        worst = min(counted.items(), key=lambda kv: kv[1], default=None)
         entry["worst_defense"], entry["worst_drop"] = worst if worst else (None, None)
+        entry["min_seeds"] = min_seeds
     return out
 
 
 def survival_sentence(setting: str, case: dict) -> str:
     """In plain words: which defenses the release survives, which weaken it, which undo it."""
-    said = lambda names: ", ".join(f"{n} ({case['drops'][n]:+.1f})" for n in names)  # noqa: E731
+    seeds = case.get("seeds", {})
+    said = lambda names: ", ".join(f"{n} ({case['drops'][n]:+.1f}{', 1 seed' if seeds.get(n) == 1 else ''})"  # noqa: E731
+                                   for n in names)
     parts = [f"Against a trainer's defenses (drop below clean-trained, points), {setting} holds under "
              f"{said(case['holds']) or 'none of them'}"]
     if case["weakened"]:
