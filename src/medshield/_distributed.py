@@ -19,7 +19,7 @@ import atexit
 import os
 import re
 import signal
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -143,6 +143,11 @@ def current_world() -> World | None:
     if size <= 1:
         return None
     return World(rank=int(os.environ["RANK"]), size=size, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def guarded(world: World | None):
+    """Around a run: a lost peer is one line (:meth:`World.guard`); nothing to guard in one process."""
+    return nullcontext() if world is None else world.guard()
 
 
 def is_main() -> bool:

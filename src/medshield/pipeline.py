@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ._distributed import current_world, guarded
 from ._runtime import machine, package_versions, pick_device, use_threads
 from .errors import InputError
 from .evaluate.grid import check_defenses, run_grid
@@ -98,17 +99,22 @@ def grid(
     key: str | Path | None = None,
     original: str | None = None,
     threads: int | None = None,
-) -> list[dict]:
+) -> list[dict] | None:
     """Every victim x defense on a release, each beside the same training on the original.
 
     Cells are appended to ``out/grid.jsonl`` as they finish; a cell already there (same victim,
     defense, preset, seed, precision and recipe options) is not recomputed, so an interrupted
     grid resumes. With ``threads`` given, the cells are keyed by it too (results move with it).
-    ``out/grid.json`` and ``out/grid.md`` hold the cells asked for.
+    ``out/grid.json`` and ``out/grid.md`` hold the cells asked for. Under torchrun the processes
+    take whole cells in turn (each on its own GPU); rank 0 writes and returns the cells, the others None.
     """
     chosen_threads = threads
     threads = use_threads(threads)
-    precision = resolve_precision(precision, pick_device(device), "victim")
+    world, dev = current_world(), pick_device(device)
+    if world is not None:
+        dev = world.device(dev)
+        world.start(dev)
+    precision = resolve_precision(precision, dev, "victim")
     data, release = open_dataset(release_dir)
     if release is None:
         raise InputError(f"{release_dir} is not a release folder; grid evaluates a release written by 'medshield protect'")
@@ -116,12 +122,16 @@ def grid(
     clean = original_of(release, key, original)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cells = run_grid(data, clean, Journal(out / "grid.jsonl"), victims=victims, defenses=defenses, preset_name=preset_name,
-                     recipe=recipe, recipe_name=recipe_name, seed=seed, device=device, progress=progress,
-                     precision=precision, threads=threads, keyed_threads=chosen_threads)
+    with guarded(world):
+        cells = run_grid(data, clean, Journal(out / "grid.jsonl"), victims=victims, defenses=defenses,
+                         preset_name=preset_name, recipe=recipe, recipe_name=recipe_name, seed=seed, device=str(dev),
+                         progress=progress, precision=precision, threads=threads, keyed_threads=chosen_threads,
+                         world=world)
+    if world is not None and not world.main:
+        return None
     context = {"release": str(release_dir), "manifest": {k: release.manifest[k] for k in ("method", "params", "seed")},
                "preset": preset_name, "recipe_name": recipe_name, "precision": precision, "threads": threads,
-               "machine": machine(), "versions": package_versions()}
+               **({"processes": world.size} if world is not None else {}), "machine": machine(), "versions": package_versions()}
     title = (f"{data.name}: {release.manifest['method']} release, victims x defenses (preset {preset_name}, "
              f"recipe {recipe_name or 'of the preset'}, seed {seed}, {precision})")
     write_grid(out, title, context, cells)

@@ -71,6 +71,8 @@ def evaluate(args) -> int:
         seed=args.seed, compare=args.compare, device=args.device, progress=not args.quiet, defense=args.defense, labels=args.labels,
         precision=args.precision, key=args.key, original=args.original, threads=args.threads,
     )
+    if report is None:  # a torchrun process other than rank 0: rank 0 reports
+        return 0
     _write_json(args.json, report)
     if not args.quiet:
         print(f"{report['dataset']} ({report['recipe_name']} recipe, victim {report['recipe']['arch']}, seed {report['seed']})")
@@ -86,7 +88,7 @@ def grid(args) -> int:
         seed=args.seed, device=args.device, progress=not args.quiet, precision=args.precision,
         key=args.key, original=args.original, threads=args.threads,
     )
-    if not args.quiet:
+    if cells is not None and not args.quiet:  # None: a torchrun process other than rank 0
         print(grid_table(cells))
     return 0
 

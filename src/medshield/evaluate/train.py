@@ -8,8 +8,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
+from .._distributed import World
 from .._runtime import pick_device, seed_everything
 from ..data.medmnist import MedMNISTData
 from ..data.tensors import to_float, to_tensor, value_range
@@ -96,18 +98,29 @@ def _inputs(train: MedMNISTData, test: MedMNISTData, defense: Defense | None):
             value_range(train))
 
 
-def _epoch(model, optimizer, scheduler, loss, x, y, *, recipe: Recipe, maximum: int, device, fmt, generator,
-           iteration: int, total: int, bar) -> tuple[int, int, int, float]:
-    """One pass over the shuffled train split, or what is left of ``total`` iterations: the iteration
-    reached, and the images seen, classified right and their summed loss."""
+def _batches(n: int, batch_size: int, generator: torch.Generator, world: World | None, seed: int, epoch: int):
+    """One epoch's batches of indices: a shuffled pass, or under torchrun this process's share of it
+    (PyTorch's ``DistributedSampler``: each of the W processes takes batch_size / W images a step, so the
+    W together take the global batch one process takes)."""
+    if world is None:
+        return torch.randperm(n, generator=generator).split(batch_size)
+    sampler = DistributedSampler(range(n), num_replicas=world.size, rank=world.rank, shuffle=True, seed=seed)
+    sampler.set_epoch(epoch)
+    return torch.tensor(list(sampler)).split(batch_size // world.size)
+
+
+def _epoch(step, batches, x, y, *, recipe: Recipe, maximum: int, device, generator, iteration: int, total: int,
+           bar) -> tuple[int, int, int, float]:
+    """One pass over ``batches``, or what is left of ``total`` iterations: the iteration reached, and the
+    images seen, classified right and their summed loss."""
     seen = correct = loss_sum = 0
-    for index in torch.randperm(len(x), generator=generator).split(recipe.batch_size):
+    for index in batches:
         if iteration >= total:
             break
         xb, yb = to_float(x[index], maximum).to(device), y[index].to(device)
         if recipe.augment:
             xb = flip_crop(xb, generator)
-        value, logits = train_step(model, optimizer, scheduler, xb.contiguous(memory_format=fmt), yb, loss)
+        value, logits = step(xb, yb)
         iteration += 1
         seen += len(yb)
         correct += (logits.argmax(1) == yb).sum().item()
@@ -115,6 +128,13 @@ def _epoch(model, optimizer, scheduler, loss, x, y, *, recipe: Recipe, maximum: 
         bar.update(1)
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
     return iteration, seen, correct, loss_sum
+
+
+def check_batch(recipe: Recipe, world: World | None) -> None:
+    """Under torchrun each process takes an equal share of every batch."""
+    if world is not None and recipe.batch_size % world.size:
+        raise InputError(f"torchrun: the victim's batch size ({recipe.batch_size}) must be a multiple of the number of "
+                         f"processes ({world.size}); set --batch-size or start another number of processes")
 
 
 def train_victim(
@@ -127,43 +147,60 @@ def train_victim(
     progress: bool = True,
     defense: Defense | None = None,
     precision: str = "auto",
-) -> dict:
+    world: World | None = None,
+) -> dict | None:
     """Train ``recipe`` on ``train``'s train split, score on ``test``'s test split.
 
     ``precision`` ("auto", "fp32", "bf16") is the victim network's (see ``models.precision``).
+    Under torchrun (``world``) the processes train one victim data-parallel; rank 0 scores it and
+    returns the results, the others None.
 
     Returns the final metrics, the peak test accuracy over epochs (early stopping is a defense
     an adversary can use) and a per-epoch history of train loss/accuracy and test accuracy.
     """
-    dev = pick_device(device)
+    check_batch(recipe, world)
+    dev = pick_device(device) if world is None else world.device(pick_device(device))
+    if world is not None:
+        world.start(dev)
+    scores = world is None or world.main
     precision = resolve_precision(precision, dev, "victim")
     generator = seed_everything(seed)
     x, y, x_test, y_test, maximum = _inputs(train, test, defense)
     fmt = memory_format(dev, recipe.width)
     model = create_model(recipe.arch, num_classes=train.num_classes, in_channels=x.shape[1], width=recipe.width,
                          image_size=min(x.shape[-2:]), device=dev, precision=precision)
+    trained = model if world is None else world.data_parallel(model, dev)
+    draws = generator if world is None else world.generator(generator)  # augmentations: each process its own
     optimizer = make_optimizer(model, recipe.optimizer, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     total = recipe.total_iterations(len(x))
     scheduler = make_schedule(optimizer, recipe.schedule, total=total, milestones=recipe.lr_milestones, decay=recipe.lr_decay)
     loss = None  # cross-entropy, unless the adversary trains with a defense of its own
     if defense is not None and defense.kind == "train":
-        loss = lambda model, xb, yb: defense.loss(model, xb, yb, generator, train.num_classes)  # noqa: E731
+        loss = lambda model, xb, yb: defense.loss(model, xb, yb, draws, train.num_classes)  # noqa: E731
+
+    def step(xb, yb):
+        result = train_step(trained, optimizer, scheduler, xb.contiguous(memory_format=fmt), yb, loss)
+        if world is not None:
+            world.settle(model)
+        return result
 
     start = time.perf_counter()
     history = []
     iteration, epoch = 0, 0
-    bar = tqdm(total=total, desc=f"victim {recipe.arch}", disable=not progress, leave=False)
+    bar = tqdm(total=total, desc=f"victim {recipe.arch}", disable=not (progress and scores), leave=False)
     while iteration < total:
-        iteration, seen, correct, loss_sum = _epoch(model, optimizer, scheduler, loss, x, y, recipe=recipe, maximum=maximum,
-                                                    device=dev, fmt=fmt, generator=generator, iteration=iteration,
-                                                    total=total, bar=bar)
+        batches = _batches(len(x), recipe.batch_size, generator, world, seed, epoch)
+        iteration, seen, correct, loss_sum = _epoch(step, batches, x, y, recipe=recipe, maximum=maximum, device=dev,
+                                                    generator=draws, iteration=iteration, total=total, bar=bar)
         epoch += 1
-        test_acc = float((_predict(model, x_test, dev, maximum).argmax(1) == y_test).mean())
-        history.append(
-            {"epoch": epoch, "iteration": iteration, "train_loss": loss_sum / seen, "train_accuracy": correct / seen, "test_accuracy": test_acc}
-        )
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", test=f"{test_acc:.3f}")
+        if scores:
+            test_acc = float((_predict(model, x_test, dev, maximum).argmax(1) == y_test).mean())
+            history.append({"epoch": epoch, "iteration": iteration, "train_loss": loss_sum / seen,
+                            "train_accuracy": correct / seen, "test_accuracy": test_acc})
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", test=f"{test_acc:.3f}")
     bar.close()
+    if not scores:
+        return None
     metrics = classification_metrics(y_test, _predict(model, x_test, dev, maximum))
     return {
         **metrics,
@@ -173,5 +210,6 @@ def train_victim(
         "defense": defense.describe() if defense is not None else None,
         "seed": seed,
         "precision": precision,
+        **({"processes": world.size} if world is not None else {}),
         "history": history,
     }

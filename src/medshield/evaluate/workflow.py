@@ -10,13 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .._distributed import current_world, guarded
 from .._runtime import machine, now_iso, package_versions, pick_device, use_threads
 from ..data.folder import FolderData
 from ..errors import InputError
 from ..models import resolve_precision
 from ..release import open_dataset, original_of
 from .defenses import parse_defense
-from .train import Recipe, train_victim
+from .train import Recipe, check_batch, train_victim
 
 
 def _check_task(spec: str, data, release, compare: bool) -> None:
@@ -46,16 +47,21 @@ def evaluate(
     key: str | Path | None = None,
     original: str | None = None,
     threads: int | None = None,
-) -> dict:
+) -> dict | None:
     """Train a victim on a dataset's train split and score it on the test split.
 
     With ``compare`` and a release, also trains the same recipe and seed on the original data.
     ``defense`` (e.g. ``"jpeg:quality=10"``) is what the adversary does to the training data or
     the training; with ``compare`` the clean run uses the same defense.
+
+    Under torchrun the processes train each victim data-parallel; rank 0 returns the report, the
+    others None.
     """
     threads = use_threads(threads)
     chosen = parse_defense(defense) if defense else None
     victim = Recipe.named(preset_name, recipe, recipe_name)
+    world = current_world()
+    check_batch(victim, world)
     precision = resolve_precision(precision, pick_device(device), "victim")
     data, release = open_dataset(spec, root, labels)
     _check_task(spec, data, release, compare)
@@ -63,10 +69,13 @@ def evaluate(
     if compare:
         runs["clean"] = original_of(release, key, original, labels)
     results = {}
-    for label, train_data in runs.items():
-        result = train_victim(train_data, data, victim, seed=seed, device=device, progress=progress, defense=chosen,
-                              precision=precision)
-        results[label] = {"training_data": label, **result}
+    with guarded(world):
+        for label, train_data in runs.items():
+            result = train_victim(train_data, data, victim, seed=seed, device=device, progress=progress, defense=chosen,
+                                  precision=precision, world=world)
+            results[label] = None if result is None else {"training_data": label, **result}
+    if world is not None and not world.main:
+        return None  # rank 0 reports
     main = results["protected" if release else "clean"]
     report = {
         "dataset": data.name,

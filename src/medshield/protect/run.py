@@ -8,14 +8,13 @@ instance can run twice, or in several processes at once, and a run can be given 
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import numpy as np
 import torch
 
-from .._distributed import World
+from .._distributed import World, guarded
 from ..data.scratch import ScratchArray
 from ._storage import NoiseStore
 
@@ -54,7 +53,7 @@ class RunContext:
 
     def guard(self):
         """Around the run: a lost peer is one line (:meth:`World.guard`); nothing in one process."""
-        return nullcontext() if self.world is None else self.world.guard()
+        return guarded(self.world)
 
     @property
     def resuming(self) -> bool:
