@@ -156,7 +156,7 @@ def write(records: list[dict]) -> None:
         + "\n\n## Grid (2 cells, 200-iteration victims): protected / clean-trained test accuracy\n\n"
         "Each cell is trained whole in one process; with 1 thread (2 x 1) its sums run in another order than with 2.\n\n"
         + markdown_table(["layout", "cells"], grids) + "\n")
-    write_markdown(RESULTS / "scale_cpu.md", text)
+    write_markdown(RESULTS / "scale_cpu.md", text, keep=("## Notes",))
 
 
 def cpu_model() -> str:
