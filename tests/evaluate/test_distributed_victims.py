@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import synthetic_npz
 
 from medshield import pipeline
@@ -21,6 +22,14 @@ DEFENSES = "none;median;jpeg:quality=30"  # three cells: a full round of two and
 VICTIM = ["--preset", "cpu", "--width", "4", "--iterations", "20", "--batch-size", "32"]
 SCORES = tuple(f"{run}_{metric}" for run in ("protected", "clean")
                for metric in ("test_accuracy", "peak_test_accuracy", "balanced_accuracy", "auc"))
+
+
+@pytest.fixture(autouse=True)
+def keep_threads():
+    """The one-process runs here take 1 thread (as each torchrun process does); later tests get the count back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def torchrun(processes: int, *args) -> subprocess.CompletedProcess:
