@@ -141,15 +141,16 @@ def test_a_method_or_setting_that_runs_in_one_process_is_refused_in_one_line(tin
 
 
 def test_the_documented_torchrun_commands_parse():
+    import shlex
     from pathlib import Path
 
     from medshield.cli import build_parser
 
     page = (Path(__file__).resolve().parents[2] / "docs" / "distributed.md").read_text()
     commands = [line for line in page.splitlines() if line.startswith("torchrun ")]
-    assert len(commands) == 2
+    assert {shlex.split(c.split(" -m medshield ", 1)[1])[0] for c in commands} == {"protect", "evaluate", "grid"}
     for command in commands:
-        build_parser().parse_args(command.split(" -m medshield ", 1)[1].split())
+        build_parser().parse_args(shlex.split(command.split(" -m medshield ", 1)[1]))
 
 
 def test_more_processes_than_gpus_is_one_line(monkeypatch):
