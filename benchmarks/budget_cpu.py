@@ -31,14 +31,13 @@ import json
 import math
 import shutil
 import statistics
-import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from common import RESULTS, context, data_root, write_json, write_markdown
+from common import RESULTS, context, cpu_model, data_root, write_json, write_markdown
 from medshield import Journal, Recipe, create_protection, load, open_dataset, original_of, pipeline, train_victim
 from medshield.report import fmt_pct, markdown_table
 
@@ -66,13 +65,6 @@ def tap_params(budget: int, n_train: int) -> dict:
     return {"pgd_steps": pgd_steps, "source_epochs": max(1, round(ratio * pgd_steps))}
 
 
-def cpu_model() -> str:
-    """``lscpu``'s model name: the machine line of ``context()`` says only the architecture."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    except OSError:
-        return "unknown"
-    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "unknown")
 
 
 def cell_key(method: str, budget: int | None, args) -> dict:

@@ -11,7 +11,7 @@ from medshield import machine, now_iso, write_json
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "medmnist"
 RESULTS = Path(__file__).resolve().parent / "results"
-__all__ = ["RESULTS", "SHARED", "context", "data_root", "write_json", "write_markdown"]  # write_json: the library's one JSON writer
+__all__ = ["RESULTS", "SHARED", "context", "cpu_model", "data_root", "network_passes", "write_json", "write_markdown"]  # write_json: the library's one JSON writer
 
 
 def data_root() -> Path:
@@ -21,6 +21,41 @@ def data_root() -> Path:
     if SHARED.is_dir():
         return SHARED
     sys.exit(f"no data: set MEDSHIELD_DATA_ROOT or provide {SHARED}")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``): ``context()``'s machine line names only the architecture,
+    and timings are compared only on one CPU."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def network_passes(model, x, y, transform, optimizer):
+    """The two passes a generation is made of, as callables to time or count: one PGD step's input
+    gradient (eval mode, through the transformation) and one training step of the source model."""
+    import torch
+    import torch.nn.functional as F
+
+    delta = torch.zeros_like(x)
+
+    def input_gradient():
+        model.eval()
+        d = delta.clone().requires_grad_(True)
+        torch.autograd.grad(F.cross_entropy(model(transform(x + d)), y), d)
+
+    def training_step():
+        model.train()
+        loss = F.cross_entropy(model(transform(x)), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return input_gradient, training_step
 
 
 def _commit() -> str:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from common import RESULTS, context, data_root, write_json, write_markdown
+from common import RESULTS, context, cpu_model, data_root, write_json, write_markdown
 from medshield import Journal, read_image
 from medshield.report import markdown_table
 
@@ -88,12 +88,6 @@ def timed(command: list[str], env: dict | None = None) -> dict:
             "stdout": done.stdout[-2000:]}
 
 
-def cpu_model() -> str:
-    """The CPU's model name, as lscpu shows it."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def medshield(*args) -> list[str]:

@@ -43,8 +43,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,7 +54,7 @@ import torch.nn.functional as F
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import RESULTS, context, data_root, write_json, write_markdown
+from common import RESULTS, context, cpu_model, data_root, network_passes, write_json, write_markdown
 from medshield import Journal, create_protection, load
 from medshield.models import create_model
 from medshield.models.augment import flip_crop
@@ -101,10 +99,6 @@ class StepClock:
                 "steps_s": [round(s, 3) for s in steps]}
 
 
-def cpu_model() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
-                platform.processor() or platform.machine())
 
 
 def knobs(args) -> dict:
@@ -174,20 +168,8 @@ def effective(images: np.ndarray, labels: np.ndarray, num_classes: int, k: dict,
     y = torch.from_numpy(labels[: k["batch_size"]]).long()
     model = create_model("resnet18", num_classes=num_classes, in_channels=x.shape[1], width=k["width"],
                          image_size=x.shape[-1], device=torch.device("cpu"), precision="fp32")
-    delta = torch.zeros_like(x)
     optimizer = torch.optim.SGD(model.parameters(), lr=k["lr"], momentum=k["momentum"], weight_decay=k["weight_decay"])
-
-    def input_gradient():
-        model.eval()
-        d = delta.clone().requires_grad_(True)
-        torch.autograd.grad(F.cross_entropy(model(flip_crop(x + d, generator)), y), d)
-
-    def training_step():
-        model.train()
-        loss = F.cross_entropy(model(flip_crop(x, generator)), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    input_gradient, training_step = network_passes(model, x, y, lambda batch: flip_crop(batch, generator), optimizer)
 
     record = {"batch": len(x), "width": k["width"], "training_step_flop": counted(training_step),
               "input_gradient_flop": counted(input_gradient)}

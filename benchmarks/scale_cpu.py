@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, context, data_root, write_json, write_markdown
+from common import RESULTS, context, cpu_model, data_root, write_json, write_markdown
 from medshield import Journal, open_dataset
 from medshield.report import fmt_pct, markdown_table
 
@@ -159,11 +159,6 @@ def write(records: list[dict]) -> None:
     write_markdown(RESULTS / "scale_cpu.md", text, keep=("## Notes",))
 
 
-def cpu_model() -> str:
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def main():

@@ -30,9 +30,8 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
-from common import RESULTS, context, data_root, write_json, write_markdown
+from common import RESULTS, context, data_root, network_passes, write_json, write_markdown
 from medshield import Journal, create_protection, load
 from medshield.models import create_model
 from medshield.models.augment import flip_crop
@@ -73,22 +72,8 @@ def throughput(shape: tuple[int, ...], num_classes: int, width: int, precision: 
                          device=device, precision=precision)
     x = torch.rand((BATCH, *shape), generator=generator)
     y = torch.randint(0, num_classes, (BATCH,), generator=generator)
-    delta = torch.zeros_like(x)
-
-    def input_gradient():
-        model.eval()
-        d = delta.clone().requires_grad_(True)
-        loss = F.cross_entropy(model(flip_crop(x + d, generator)), y)
-        torch.autograd.grad(loss, d)
-
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-    def training_step():
-        model.train()
-        loss = F.cross_entropy(model(flip_crop(x, generator)), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    input_gradient, training_step = network_passes(model, x, y, lambda batch: flip_crop(batch, generator), optimizer)
 
     for _ in range(CALIBRATION_STEPS):
         training_step()
