@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from common import RESULTS, context, data_root
-from medshield import Journal, Recipe, create_protection, load, parse_defense, train_victim, utility_report
+from medshield import Journal, Recipe, create_protection, detectability_gap, load, parse_defense, train_victim, utility_report
 
 JOURNAL = RESULTS / "robust_cpu.jsonl"
 # dataset -> setting -> (method, parameters on top of the cpu preset); the frontier's recommended
@@ -123,8 +123,12 @@ def make_release(job: dict, args, work: Path) -> dict:
     np.save(partial, result.images)
     os.replace(partial, release_path(work, job))
     overall = utility_report(data.images("train"), result.images, names=("ssim", "psnr", "l0"))["overall"]
+    # item 2's detection test: how much faster a linear model fits the release than its original
+    detect = detectability_gap(result.images, data.images("train"), data.labels("train"), seed=job["seed"])
     return {"method": method, "params": result.params, "generation_s": round(result.seconds, 1),
-            "ssim": overall["ssim"]["mean"], "psnr": overall["psnr"]["mean"], "l0": 100 * overall["l0"]["mean"]}
+            "ssim": overall["ssim"]["mean"], "psnr": overall["psnr"]["mean"], "l0": 100 * overall["l0"]["mean"],
+            "detectability": 100 * detect["release"], "detectability_original": 100 * detect["original"],
+            "detectability_gap": 100 * detect["gap"]}
 
 
 def train_one(job: dict, args, work: Path) -> dict:

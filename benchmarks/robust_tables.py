@@ -70,16 +70,16 @@ def dataset_table(rows: list[dict], dataset: str) -> str:
 
 def summary_table(rows: list[dict], releases: list[dict]) -> str:
     """Per release: its utility and its worst cell (the defense that gives the most back)."""
-    head = ["dataset", "setting", "SSIM %", "PSNR dB", "L0 %", "cells", "holds", "weakened", "breaks",
+    head = ["dataset", "setting", "SSIM %", "PSNR dB", "L0 %", "detectability gap (points)", "cells", "holds", "weakened", "breaks",
             "worst defense (seed-mean drop, points)"]
     table = []
     for (dataset, setting), group in sorted(_by(rows, ("dataset", "setting")).items()):
         trained = [c for c in group if c["verdict"] != "trains nothing" and c["victim"] == "resnet18-cpu"]
         worst = worst_cases(group, victim="resnet18-cpu").get((dataset, setting), {})
         rel = [r for r in releases if r["dataset"] == dataset and r["setting"] == setting]
-        util = lambda k: f"{statistics.mean(r[k] for r in rel):.1f}" if rel else "-"  # noqa: E731
+        util = lambda k: f"{statistics.mean(r[k] for r in rel if k in r):.1f}" if any(k in r for r in rel) else "-"  # noqa: E731
         count = lambda v: sum(c["verdict"] == v for c in trained)  # noqa: E731
-        table.append([dataset, setting, util("ssim"), util("psnr"), util("l0"), len(trained), count("holds"),
+        table.append([dataset, setting, util("ssim"), util("psnr"), util("l0"), util("detectability_gap"), len(trained), count("holds"),
                       count("weakened"), count("breaks"),
                       f"{worst['worst_defense']} ({worst['worst_drop']:.1f})" if worst.get("worst_defense") else "-"])
     return markdown_table(head, table)

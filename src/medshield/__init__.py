@@ -22,6 +22,7 @@ _EXPORTS = {
     "read_image": "data.folder",
     **dict.fromkeys(("Recipe", "train_victim"), "evaluate.train"),
     "parse_defense": "evaluate.defenses",
+    "detectability_gap": "evaluate.detection",
     "Journal": "evaluate.journal",
     "run_grid": "evaluate.grid",
     "split_by_classes": "evaluate.workflow",
