@@ -37,11 +37,13 @@ SETTINGS = {
 }
 # Robust candidates (issue 31, item 3), screened on the headline defenses before a whole grid: the
 # defense-aware distribution T (models/augment.py) on the recommended TAP, and on SALM K = 0.50 with
-# REM's adversarial source model (rho_a 4/255, 2 ascent steps).
+# REM's adversarial source model (rho_a 4/255, 2 ascent steps); and a class-wise convolution, a change
+# no L-inf radius bounds (protect/class_conv.py).
 CANDIDATES = {
     "bloodmnist": {"tap eps=8 defense-aware": ("tap", {"transform": "defense-aware"}),
                    "salm k=0.50 adv=4 defense-aware": ("salm", {"k": 0.50, "adv_eps": 4 / 255, "adv_steps": 2,
-                                                                 "transform": "defense-aware"})},
+                                                                 "transform": "defense-aware"}),
+                   "class-conv strength=0.5": ("class-conv", {"strength": 0.5})},
 }
 FGSM_RS = ("adversarial:eps=4,steps=1,step_size=5", "adversarial:eps=8,steps=1,step_size=10")  # Wong et al. 2020
 PGD_10 = "adversarial:eps=8,steps=10,step_size=2"

@@ -1,4 +1,4 @@
-"""EM, TAP, SP and the Random control: bounds, structure, determinism, registry."""
+"""EM, TAP, SP, class-conv and the Random control: bounds, structure, determinism, registry."""
 import numpy as np
 import pytest
 import torch
@@ -19,6 +19,7 @@ TINY = {
     "tap": dict(source_epochs=1, pgd_steps=3, restarts=2, width=4, batch_size=32),
     "sp": {},
     "random": {},
+    "class-conv": {},
 }
 
 
@@ -26,7 +27,8 @@ def test_registry_lists_every_method_and_builds_each_with_defaults():
     assert list_protections() == sorted(TINY)  # a new method gets its cheap settings here
     for name in list_protections():
         method = create_protection(name)
-        assert method.name == name and method.eps == pytest.approx(8 / 255)
+        # a method whose change a radius bounds defaults to the paper's 8/255; class-conv's strength bounds it
+        assert method.name == name and method.eps == pytest.approx(8 / 255 if method.visible_eps < 1 else 1.0)
     assert create_protection("tap").pgd_steps == 250 and create_protection("tap").restarts == 8
     assert create_protection("em").mode == "sample" and create_protection("em").max_l0 == 1.0
 
@@ -37,7 +39,7 @@ def test_released_bytes_respect_the_radius(tiny_npz, name):
     result = create_protection(name, **TINY[name]).protect(data, seed=0, progress=False)
     change = pixel_change(data.images("train"), result.images)
     assert result.images.dtype == np.uint8 and result.images.shape == data.images("train").shape
-    assert 0 < change["linf"] <= 8
+    assert 0 < change["linf"] <= create_protection(name).eps_levels(255)
     assert change["l0_mean"] > (0.03 if name == "salm" else 0.5)  # dense methods change most positions
 
 

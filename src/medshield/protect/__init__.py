@@ -1,5 +1,5 @@
 """Protection methods behind one interface: ``create_protection(name, **params)``."""
-from . import em, random_noise, rem, salm, sp, tap  # noqa: F401  (each registers its method)
+from . import class_conv, em, random_noise, rem, salm, sp, tap  # noqa: F401  (each registers its method)
 from ._checkpoint import Checkpoint, work_folder
 from .base import PROTECTIONS, Protection, ProtectionResult, list_protections
 from .params import create_protection, method_parameters, parameter_docs
