@@ -94,7 +94,7 @@ def _by(rows: list[dict], keys: tuple[str, ...]) -> dict:
 
 def write_tables(records: list[dict]) -> None:
     rows = cells(records)
-    releases = [r for r in records if r["kind"] == "release"]
+    releases = [r for r in records if r["kind"] in ("release", "detect")]
     devices = sorted({f"{r.get('device')} ({(r.get('machine') or {}).get('cuda') or (r.get('machine') or {}).get('processor')}), "
                       f"{r.get('workers')} workers" for r in records})
     commands = sorted({re.sub(r" --id \d+", "", r["command"]) for r in records if "command" in r})  # one per run
