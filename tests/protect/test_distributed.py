@@ -107,7 +107,9 @@ def test_a_killed_process_stops_the_run_in_one_line_and_resume_finishes(dataset,
     out = tmp_path / "out"
     killed = torchrun(2, [str(killer)], dataset, out, env={"DIE_AT_STEP": "5"})
     errors = [line for line in killed.stderr.splitlines() if line.startswith("medshield: error")]
-    assert killed.returncode != 0 and len(errors) == 1 and "another process stopped" in errors[0], killed.stderr[-2000:]
+    # the survivor's collective sees the loss ("another process stopped"), or, on a loaded machine, torchrun's
+    # SIGTERM reaches it first ("stopped by torchrun (another process failed ...)"): either is the one line
+    assert killed.returncode != 0 and len(errors) == 1 and "another process" in errors[0], killed.stderr[-2000:]
     assert "--resume" in errors[0]
     assert not out.exists() and (tmp_path / "out.work" / "latest").is_file()  # nothing published; a checkpoint kept
 
