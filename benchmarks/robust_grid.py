@@ -112,7 +112,7 @@ def chosen_settings(args) -> dict[str, dict]:
     for group in groups:
         for dataset, settings in group.items():
             if not args.datasets or dataset in args.datasets:
-                chosen.setdefault(dataset, {}).update(settings)
+                chosen.setdefault(dataset, {}).update({k: v for k, v in settings.items() if not args.only or k in args.only})
     return chosen
 
 
@@ -222,7 +222,7 @@ def run(args) -> None:
     base = [sys.executable, __file__, "worker", "--work", str(work), "--journal", str(args.journal),
             "--device", args.device, "--seeds", ",".join(map(str, args.seeds)),
             "--headline-seeds", ",".join(map(str, args.headline_seeds)), "--workers", str(args.workers)]
-    base += ["--settings", args.settings, "--datasets", ",".join(args.datasets)]
+    base += ["--settings", args.settings, "--datasets", ",".join(args.datasets), "--only", ";".join(args.only)]
     base += (["--full-width"] if args.full_width else []) + (["--exclude", ";".join(args.exclude)] if args.exclude else [])
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // args.workers))}
     procs = [subprocess.Popen(base + ["--id", str(i)], env=env) for i in range(args.workers)]
@@ -251,6 +251,8 @@ def main() -> None:
                         help="the recommended settings, the robust candidates, or both")
     parser.add_argument("--datasets", type=lambda s: [x for x in s.split(",") if x], default=[],
                         help="comma-separated datasets to run (default: every dataset of the chosen settings)")
+    parser.add_argument("--only", type=lambda s: [x for x in s.split(";") if x], default=[],
+                        help="semicolon-separated settings to run, of those chosen (default: all of them)")
     parser.add_argument("--id", type=int, default=0)
     args = parser.parse_args()
     if args.stage == "write":

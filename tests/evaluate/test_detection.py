@@ -22,7 +22,9 @@ def test_detectability_separates_an_em_release_from_its_original(medmnist_root, 
     arrays["train_images"], arrays["train_labels"] = arrays["train_images"][:N], arrays["train_labels"][:N]
     np.savez(tmp_path / "blood.npz", **arrays)
     data = load(str(tmp_path / "blood.npz"))
-    release = create_protection("em", steps=100, width=8, batch_size=64).protect(data, seed=0, progress=False)
+    # fp32: with "auto" a CPU with fast bf16 makes another, weaker release (gap 5 points on a Sapphire Rapids)
+    release = create_protection("em", steps=100, width=8, batch_size=64).protect(data, seed=0, progress=False,
+                                                                                 precision="fp32")
     found = detectability_gap(np.array(release.images), data.images("train"), data.labels("train"))
     assert found["gap"] >= 0.10 and found["model"] == "linear" and found["epochs"] == 3
 
