@@ -13,7 +13,8 @@ same recipe and seed. Seeds in ``--seeds`` get the whole grid, ``--headline-seed
 defenses. ``--workers`` processes claim jobs at once: small 28 px victims leave a GPU idle between
 kernel launches, so several processes keep it busy (their train seconds then count a shared
 device). Every finished job is one line of the journal (default results/robust_cpu.jsonl), so an
-interrupted run resumes; ``detect`` measures the detectability of releases journaled without it
+interrupted run resumes. A release journaled but absent here (made on another machine) is made
+again only when a victim still to run needs it, and journaled as kind "remake"; ``detect`` measures the detectability of releases journaled without it
 (made again here at seed 0); ``write`` renders results/robust_cpu.md and .json from it.
 """
 from __future__ import annotations
@@ -192,8 +193,11 @@ def worker(args) -> None:
     """Claim and run jobs until none is left; a victim waits until its release exists."""
     work, journal = Path(args.work), Journal(args.journal)
     done = {job_id(r) for r in journal.records()}
-    todo = [job for job in plan(args) if job_id(job) not in done
-            or (job["kind"] == "release" and not release_path(work, job).exists())]  # a release on another machine
+    victims = [job for job in plan(args) if job["kind"] == "victim" and job_id(job) not in done]
+    needed = {release_path(work, job) for job in victims if job["setting"] != "clean"}
+    releases = [job for job in plan(args) if job["kind"] == "release" and not release_path(work, job).exists()
+                and (job_id(job) not in done or release_path(work, job) in needed)]  # made on another machine
+    todo = releases + victims
     while todo:
         ready = [j for j in todo if j["kind"] == "release" or j["setting"] == "clean" or release_path(work, j).exists()]
         if not ready:
@@ -209,7 +213,8 @@ def worker(args) -> None:
         except Exception as exc:  # one failed cell must not cost the others their time
             print(f"worker {args.id}: {job_id(job)} FAILED: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             continue
-        journal.append({**job, **measured, "device": args.device, "workers": args.workers, **context()})
+        kind = "remake" if job_id(job) in done else job["kind"]  # the journaled release keeps its row
+        journal.append({**job, **measured, "kind": kind, "device": args.device, "workers": args.workers, **context()})
         print(f"worker {args.id}: {job_id(job)} done", flush=True)
 
 
