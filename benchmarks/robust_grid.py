@@ -53,6 +53,7 @@ CANDIDATES = {
                    "class-conv strength=1.0": ("class-conv", {"strength": 1.0}),
                    # noise in the 2 x 2 lowest DCT frequencies of each 8x8 block: what JPEG at low quality keeps
                    "salm k=0.50 dct=2": ("salm", {"k": 0.50, "dct_keep": 2})},
+    "pneumoniamnist": {"salm k=0.10 dct=2": ("salm", {"k": 0.10, "dct_keep": 2})},
 }
 FGSM_RS = ("adversarial:eps=4,steps=1,step_size=5", "adversarial:eps=8,steps=1,step_size=10")  # Wong et al. 2020
 PGD_10 = "adversarial:eps=8,steps=10,step_size=2"
