@@ -42,6 +42,9 @@ SETTINGS = {
     "salm-k0.10": ("salm k=0.10", "salm", {"k": 0.10}),
     "salm-sparse-k0.10": ("salm --sparse k=0.10", "salm", {"k": 0.10, "sparse": True}),
     "salm-sparse-k0.30": ("salm --sparse k=0.30", "salm", {"k": 0.30, "sparse": True}),
+    # the defense grid's lead against JPEG-10 (robust_cpu.md): noise in the 2 x 2 lowest DCT frequencies
+    "salm-k0.50-dct2": ("salm k=0.50 dct=2", "salm", {"k": 0.50, "dct_keep": 2}),
+    "salm-k0.10-dct2": ("salm k=0.10 dct=2", "salm", {"k": 0.10, "dct_keep": 2}),
 }
 FRONTIER = tuple(SETTINGS)
 # Why SP protects so little here (issue: 81 % on Blood vs the paper's 30.5 %): patch size, and a

@@ -35,3 +35,19 @@ def test_the_recommendation_ranks_by_worst_case_where_the_grid_measured():
     assert recommended(candidates) == {"d": "a"}  # no grid: the lowest accuracy at the utility floor
     worst = {("d", "a"): {"worst_drop": -10.0}, ("d", "b"): {"worst_drop": 3.0}, ("d", "c"): {"worst_drop": 40.0}}
     assert recommended(candidates, worst=worst) == {"d": "b"}  # c is below the SSIM floor, a loses more
+
+
+def test_verdicts_rank_before_drops_so_the_next_defense_decides_between_releases_undone_alike():
+    def case(drops):
+        grid = [cell("s", d, 0.9, 0.9 - drop / 100, seed=seed) for d, drop in drops.items() for seed in range(3)]
+        return worst_cases(grid, min_seeds=3)[("d", "s")]
+    rows = lambda setting, acc: [{"setting": setting, "test_accuracy": acc, "ssim": 97.0}] * 3  # noqa: E731
+    candidates = {("d", "a"): rows("a", 0.40), ("d", "b"): rows("b", 0.45)}
+    a = case({"none": 50.0, "jpeg": 10.0, "at": 4.0, "vae": 30.0})  # the larger worst drop, undone all the same
+    b = case({"none": 45.0, "jpeg": 25.0, "at": 1.0})
+    assert a["worst_drop"] > b["worst_drop"] and a["breaks"] == b["breaks"] == ["at"]
+    assert recommended(candidates, worst={("d", "a"): a, ("d", "b"): b}) == {"d": "b"}  # jpeg holds; vae unshared
+    b = case({"none": 45.0, "jpeg": 12.0, "at": 6.0})  # weakened by both
+    assert recommended(candidates, worst={("d", "a"): a, ("d", "b"): b}) == {"d": "b"}  # a is undone by at
+    a = case({"none": 50.0, "jpeg": 10.0, "at": 7.0})  # the same verdicts: the worst drop decides
+    assert recommended(candidates, worst={("d", "a"): a, ("d", "b"): b}) == {"d": "a"}

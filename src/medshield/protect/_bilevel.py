@@ -78,6 +78,8 @@ class ErrorMinimizingLoop(Protection):
     distributed = True
     min_classes = 2  # error-minimizing noise minimizes a classification loss: nothing to minimize with one class
     accepts_support = True
+    setting_options = {"adv_eps": lambda eps: f"adv={round(255 * eps):g}", "transform": str,
+                       "dct_keep": lambda keep: f"dct={keep}"}
     #: source-model settings that differ from ``SourceModel``'s defaults for this method
     source_defaults: dict = {}
 

@@ -12,7 +12,7 @@ Nothing of the size of the dataset is held in memory: the images are read per ba
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,6 +92,8 @@ class Protection:
     #: the SALM paper's published numbers for it (arXiv:2403.10573; ``report/paper.py`` gathers them, from
     #: the class itself, never a parent's): Table 1's victim test accuracy % per MedMNIST flag, and
     #: Table 5's similarity % of its release to the originals (SSIM, hashes, NMI)
+    #: parameters that make another setting, and how the setting names them where not at their default
+    setting_options: dict[str, Callable[[object], str]] = {}
     paper_accuracy: dict[str, float] = {}
     paper_utility: dict[str, float] = {}
 
@@ -131,7 +133,15 @@ class Protection:
 
     @classmethod
     def setting(cls, params: dict) -> str:
-        """A release's setting in a few words, as the frontier names it ("em eps=8")."""
+        """A release's setting in a few words, as the frontier and the defense grid name it ("em eps=8",
+        "salm k=0.50 dct=2"): the method's own words, then each of ``setting_options`` away from its default."""
+        defaults = cls().params()
+        named = [word(params[key]) for key, word in cls.setting_options.items()
+                 if key in params and params[key] != defaults.get(key)]
+        return " ".join([cls.setting_head(params), *named])
+
+    @classmethod
+    def setting_head(cls, params: dict) -> str:
         return f"{cls.name} eps={round(255 * params.get('eps', 8 / 255)):g}"
 
     def params(self) -> dict:

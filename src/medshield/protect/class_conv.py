@@ -61,7 +61,7 @@ class ClassConvolution(Protection):
         self.kernel_size = kernel_size
 
     @classmethod
-    def setting(cls, params: dict) -> str:
+    def setting_head(cls, params: dict) -> str:
         return f"{cls.name} strength={params.get('strength', 0.5):g}"
 
     def _perturb(self, x, y, run, *, num_classes, generator, progress):

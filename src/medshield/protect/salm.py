@@ -110,7 +110,7 @@ class SALM(ErrorMinimizingLoop):
         return {name: getattr(run.state, name) for name in ("mask_step", "class_scores") if hasattr(run.state, name)}
 
     @classmethod
-    def setting(cls, params: dict) -> str:
+    def setting_head(cls, params: dict) -> str:
         return f"{cls.name} {'--sparse ' if params.get('sparse') else ''}k={params.get('k', 0.10):.2f}"
 
     @property

@@ -47,6 +47,7 @@ class TAP(Protection):
     needs_source_model = True
     distributed = True
     min_classes = 2  # each image is pushed towards another class
+    setting_options = {"transform": str}
     # 2 CPU cores: the reference search (40 clean epochs, 250 PGD steps x 8 restarts) is ~100x SALM's cost.
     presets = {"cpu": {"source_epochs": 8, "pgd_steps": 20, "restarts": 1}}
     #: the reference code's schedule for its clean source model

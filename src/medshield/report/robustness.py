@@ -8,7 +8,8 @@ least ``HOLD_POINTS`` below the clean-trained one or, on a dataset whose clean a
 it is *weakened*. A cell whose clean-trained victim ends within ``FLOOR_POINTS`` of the floor
 *trains nothing* and says nothing about the protection. A setting's worst case is the defense
 that gives a trainer the most back (the smallest seed-mean drop), over the cells that train and,
-where asked, over the defenses measured with enough seeds.
+where asked, over the defenses measured with enough seeds. Settings rank by their verdicts, worst
+first, then by it (``standing``).
 """
 from __future__ import annotations
 
@@ -63,6 +64,27 @@ def worst_cases(cells: list[dict], victim: str | None = None, min_seeds: int = 1
         entry["worst_defense"], entry["worst_drop"] = worst if worst else (None, None)
         entry["min_seeds"] = min_seeds
     return out
+
+
+def _counted(case: dict) -> dict[str, float]:
+    return {d: drop for d, drop in case.get("drops", {}).items() if case["seeds"][d] >= case.get("min_seeds", 1)}
+
+
+def shared_defenses(cases: list[dict]) -> set[str]:
+    """The defenses every one of ``cases`` measured over its seeds: settings compare on the same ones."""
+    return set.intersection(*(set(_counted(case)) for case in cases)) if cases else set()
+
+
+def standing(case: dict, defenses: set[str]) -> tuple[list[int], float]:
+    """What ranks a setting against a trainer who picks the defense (the larger wins): its verdicts over
+    ``defenses``, worst first (undone 0, weakened 1, holds 2), then its worst seed-mean drop over them.
+    A verdict changes only with a drop of 5 or 20 points: under it, seed noise does not reorder settings
+    that a defense undoes, or weakens, alike."""
+    level = {defense: rank for rank, said in enumerate(("breaks", "weakened", "holds")) for defense in case.get(said, [])}
+    drops = _counted(case)
+    chosen = defenses or set(drops)
+    return (sorted(level[d] for d in chosen if d in level),
+            min((drops[d] for d in chosen if d in drops), default=case["worst_drop"]))
 
 
 def survival_sentence(setting: str, case: dict) -> str:
