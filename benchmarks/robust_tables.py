@@ -69,9 +69,9 @@ def dataset_table(rows: list[dict], dataset: str) -> str:
 
 
 def summary_table(rows: list[dict], releases: list[dict]) -> str:
-    """Per release: its utility and its worst cell (the defense that gives the most back)."""
+    """Per release: its utility, its verdicts and its worst case (the trainer's best response)."""
     head = ["dataset", "setting", "SSIM %", "PSNR dB", "L0 %", "detectability gap (points)", "cells", "holds", "weakened", "breaks",
-            "worst defense (seed-mean drop, points)"]
+            "trainer's best defense (drop below clean-trained with no defense, seed means, points)"]
     table = []
     for (dataset, setting), group in sorted(_by(rows, ("dataset", "setting")).items()):
         trained = [c for c in group if c["verdict"] != "trains nothing" and c["victim"] == "resnet18-cpu"]

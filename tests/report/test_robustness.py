@@ -16,17 +16,19 @@ def test_verdicts_follow_the_thresholds():
     assert verdict(0.85, 0.66, 0.625) == "holds" and verdict(0.85, 0.70, 0.625) == "weakened"  # narrow gap: floor + 5
 
 
-def test_the_worst_case_is_the_defense_with_the_smallest_seed_mean_drop():
+def test_the_worst_case_is_the_trainers_best_response_measured_from_the_clean_victim_without_a_defense():
     cells = [cell("a", "none", 0.9, 0.4), cell("a", "jpeg", 0.9, 0.85), cell("a", "jpeg", 0.9, 0.65, seed=1),
-             cell("a", "at", 0.8, 0.79), cell("a", "gray", 0.21, 0.21)]
+             cell("a", "at", 0.8, 0.79), cell("a", "gray", 0.21, 0.21), cell("a", "vae", 0.45, 0.5)]
     case = worst_cases(cells)[("d", "a")]
-    assert case["worst_defense"] == "at" and case["worst_drop"] == 1.0
-    assert case["holds"] == ["none"] and case["breaks"] == ["at"] and case["trains nothing"] == ["gray"]
+    assert case["worst_defense"] == "at" and case["worst_drop"] == 11.0  # 90 wanted, 79 reached
+    assert "vae" in case["breaks"] and case["drops"]["vae"] == -5.0  # undone in its cell, but only 50 % reached
+    assert case["holds"] == ["none"] and case["breaks"] == ["at", "vae"] and case["trains nothing"] == ["gray"]
     assert case["weakened"] == ["jpeg"] and case["drops"]["jpeg"] == 15.0  # the seeds' means: 90 against 75
     sentence = survival_sentence("a", case)
-    assert "holds under none (+50.0, 1 seed)" in sentence and "undone by at (+1.0, 1 seed)" in sentence
+    assert "holds under none (+50.0, 1 seed)" in sentence and "at (+1.0, 1 seed)" in sentence
     assert "gray" not in sentence
-    assert worst_cases(cells, min_seeds=2)[("d", "a")]["worst_defense"] == "jpeg"  # the only defense with 2 seeds
+    assert worst_cases(cells, min_seeds=2)[("d", "a")]["worst_drop"] == 15.0  # jpeg, the only defense with 2 seeds
+    assert worst_cases([c for c in cells if c["defense"] != "none"])[("d", "a")]["worst_drop"] is None  # nothing wanted
 
 
 def test_the_recommendation_ranks_by_worst_case_where_the_grid_measured():
@@ -35,19 +37,3 @@ def test_the_recommendation_ranks_by_worst_case_where_the_grid_measured():
     assert recommended(candidates) == {"d": "a"}  # no grid: the lowest accuracy at the utility floor
     worst = {("d", "a"): {"worst_drop": -10.0}, ("d", "b"): {"worst_drop": 3.0}, ("d", "c"): {"worst_drop": 40.0}}
     assert recommended(candidates, worst=worst) == {"d": "b"}  # c is below the SSIM floor, a loses more
-
-
-def test_verdicts_rank_before_drops_so_the_next_defense_decides_between_releases_undone_alike():
-    def case(drops):
-        grid = [cell("s", d, 0.9, 0.9 - drop / 100, seed=seed) for d, drop in drops.items() for seed in range(3)]
-        return worst_cases(grid, min_seeds=3)[("d", "s")]
-    rows = lambda setting, acc: [{"setting": setting, "test_accuracy": acc, "ssim": 97.0}] * 3  # noqa: E731
-    candidates = {("d", "a"): rows("a", 0.40), ("d", "b"): rows("b", 0.45)}
-    a = case({"none": 50.0, "jpeg": 10.0, "at": 4.0, "vae": 30.0})  # the larger worst drop, undone all the same
-    b = case({"none": 45.0, "jpeg": 25.0, "at": 1.0})
-    assert a["worst_drop"] > b["worst_drop"] and a["breaks"] == b["breaks"] == ["at"]
-    assert recommended(candidates, worst={("d", "a"): a, ("d", "b"): b}) == {"d": "b"}  # jpeg holds; vae unshared
-    b = case({"none": 45.0, "jpeg": 12.0, "at": 6.0})  # weakened by both
-    assert recommended(candidates, worst={("d", "a"): a, ("d", "b"): b}) == {"d": "b"}  # a is undone by at
-    a = case({"none": 50.0, "jpeg": 10.0, "at": 7.0})  # the same verdicts: the worst drop decides
-    assert recommended(candidates, worst={("d", "a"): a, ("d", "b"): b}) == {"d": "a"}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..protect import PROTECTIONS
 from .paper import PAPER_METHOD_SSIM
-from .robustness import shared_defenses, standing, survival_sentence
+from .robustness import survival_sentence
 
 SUMMARY = Path(__file__).with_name("frontier_cpu.json")
 PROVENANCE = ("command", "commit", "date")  # what the summary says about the run that wrote it
@@ -39,11 +39,8 @@ def recommended(candidates: dict[tuple[str, str], list[dict]], ssim_floor: float
     (the paper's own release: protection at the utility the paper ships, whichever method gives it).
 
     Where the defense grid measured some of them (``worst``: (dataset, setting as reported) -> its
-    worst case, ``report.robustness.worst_cases``), the one whose worst defense leaves the largest
-    drop below the clean-trained victim: a trainer picks the defense, not the owner. The verdicts
-    come first, worst first (``report.robustness.standing``, over the defenses all of them measured):
-    where the worst defense undoes several alike, the next decides, not a few points of seed noise
-    between two undone releases. Otherwise the
+    worst case, ``report.robustness.worst_cases``), the one whose drop below the clean-trained victim
+    is largest after the trainer's best response: a trainer picks the defense, not the owner. Otherwise the
     lowest mean victim accuracy among those measured over as many seeds as the best-measured of
     them (a one-seed lead is a candidate until its seeds catch up). ``candidates``: (dataset,
     setting) -> its cells, each with ``setting``, ``ssim`` and ``test_accuracy``; the caller leaves
@@ -53,13 +50,12 @@ def recommended(candidates: dict[tuple[str, str], list[dict]], ssim_floor: float
         if _mean(cells, "ssim") >= ssim_floor:
             case = (worst or {}).get((dataset, cells[0]["setting"])) or {}
             eligible.setdefault(dataset, []).append((len(cells), _mean(cells, "test_accuracy"), setting,
-                                                     case if case.get("worst_drop") is not None else None))
+                                                     case.get("worst_drop")))
     picks = {}
     for dataset, rows in eligible.items():
         graded = [row for row in rows if row[3] is not None]
         if graded:
-            shared = shared_defenses([row[3] for row in graded])
-            picks[dataset] = max(graded, key=lambda row: (standing(row[3], shared), -row[1]))[2]
+            picks[dataset] = max(graded, key=lambda row: (row[3], -row[1]))[2]
             continue
         most = max(seeds for seeds, _, _, _ in rows)
         picks[dataset] = min((acc, setting) for seeds, acc, setting, _ in rows if seeds == most)[1]
@@ -142,10 +138,9 @@ def advice(dataset: str, method: str, params: dict, summary: dict | None = None)
     recommended = next((r for r in rows if r["recommended"]), None)
     lines = []
     if recommended:
-        how = (f"loses least to a trainer's worst defense (of those measured over "
-               f"{recommended['defenses'].get('min_seeds', 1)} or more seeds; where it undoes several alike, to the "
-               "next one) among the settings the defense grid measured that keep" if "defenses" in recommended
-               else "protects best among the settings that keep")
+        how = (f"keeps the largest drop after a trainer's best defense (of those measured over "
+               f"{recommended['defenses'].get('min_seeds', 1)} or more seeds) among the settings the defense grid "
+               "measured that keep" if "defenses" in recommended else "protects best among the settings that keep")
         lines.append(f"Measured {where} at the {summary['preset']} preset ({summary['date']}): {recommended['setting']} "
                      f"{how} the images at least as similar as the paper's SALM release (mean SSIM >= "
                      f"{summary['ssim_floor']:.1f} %)" + ("" if "defenses" in recommended else

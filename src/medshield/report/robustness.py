@@ -6,10 +6,13 @@ least ``HOLD_POINTS`` below the clean-trained one or, on a dataset whose clean a
 ``NARROW_GAP`` points above its majority floor (PneumoniaMNIST), at or below the floor +
 ``FLOOR_MARGIN``; it *breaks* when it ends within the grid's ``BREAK_POINTS`` of clean; in between
 it is *weakened*. A cell whose clean-trained victim ends within ``FLOOR_POINTS`` of the floor
-*trains nothing* and says nothing about the protection. A setting's worst case is the defense
-that gives a trainer the most back (the smallest seed-mean drop), over the cells that train and,
-where asked, over the defenses measured with enough seeds. Settings rank by their verdicts, worst
-first, then by it (``standing``).
+*trains nothing* and says nothing about the protection. A setting's worst case is the trainer's
+best response: the defense (no defense included) after which the protected-trained victim scores
+highest, seed mean, over the cells that train and, where asked, the defenses measured with enough
+seeds; its drop is measured from the clean-trained victim with no defense, which is what the
+trainer wanted. A defense that costs the clean-trained victim as much as the protection (VAE
+purification on BloodMNIST) undoes the protection in its own cell, yet gives the trainer nothing:
+it is a verdict, not the worst case.
 """
 from __future__ import annotations
 
@@ -40,10 +43,11 @@ def verdict(clean: float, protected: float, floor: float) -> str:
 
 def worst_cases(cells: list[dict], victim: str | None = None, min_seeds: int = 1) -> dict[tuple[str, str], dict]:
     """(dataset, setting) -> its defenses by verdict of the seed means, the drop per defense, and the
-    worst defense with its seed-mean drop in points, among the defenses measured over at least
-    ``min_seeds`` seeds (a claim about protection rests on several, not on one draw; None when no
-    defense has as many). ``cells`` are the grid's records (``robust_cpu.json``); ``victim`` keeps
-    one victim's cells (None: all)."""
+    worst case (the trainer's best response) with its drop in points below the clean-trained victim
+    with no defense, among the defenses measured over at least ``min_seeds`` seeds (a claim about
+    protection rests on several, not on one draw; None when no defense has as many, or no
+    defense-free cell was measured). ``cells`` are the grid's records (``robust_cpu.json``);
+    ``victim`` keeps one victim's cells (None: all)."""
     groups = defaultdict(list)
     for c in cells:
         if victim is None or c["victim"] == victim:
@@ -53,38 +57,24 @@ def worst_cases(cells: list[dict], victim: str | None = None, min_seeds: int = 1
         mean = lambda key: statistics.mean(c[key] for c in group)  # noqa: E731
         said = verdict(mean("clean_trained_accuracy"), mean("protected_trained_accuracy"), mean("majority_floor"))
         entry = out.setdefault((dataset, setting), {"holds": [], "weakened": [], "breaks": [], "trains nothing": [],
-                                                    "drops": {}, "seeds": {}})
+                                                    "drops": {}, "seeds": {}, "reached": {}})
         entry[said].append(defense)
         entry["seeds"][defense] = len({c["seed"] for c in group})
+        if defense == "none":
+            entry["wanted"] = mean("clean_trained_accuracy")
         if said != "trains nothing":
             entry["drops"][defense] = round(100 * (mean("clean_trained_accuracy") - mean("protected_trained_accuracy")), 1)
+            entry["reached"][defense] = mean("protected_trained_accuracy")
     for entry in out.values():
-        counted = {d: drop for d, drop in entry["drops"].items() if entry["seeds"][d] >= min_seeds}
-        worst = min(counted.items(), key=lambda kv: kv[1], default=None)
-        entry["worst_defense"], entry["worst_drop"] = worst if worst else (None, None)
+        reached = {d: acc for d, acc in entry.pop("reached").items() if entry["seeds"][d] >= min_seeds}
+        best = max(reached.items(), key=lambda kv: kv[1], default=None)
+        wanted = entry.pop("wanted", None)
+        if best and wanted is not None:
+            entry["worst_defense"], entry["worst_drop"] = best[0], round(100 * (wanted - best[1]), 1)
+        else:
+            entry["worst_defense"], entry["worst_drop"] = None, None
         entry["min_seeds"] = min_seeds
     return out
-
-
-def _counted(case: dict) -> dict[str, float]:
-    return {d: drop for d, drop in case.get("drops", {}).items() if case["seeds"][d] >= case.get("min_seeds", 1)}
-
-
-def shared_defenses(cases: list[dict]) -> set[str]:
-    """The defenses every one of ``cases`` measured over its seeds: settings compare on the same ones."""
-    return set.intersection(*(set(_counted(case)) for case in cases)) if cases else set()
-
-
-def standing(case: dict, defenses: set[str]) -> tuple[list[int], float]:
-    """What ranks a setting against a trainer who picks the defense (the larger wins): its verdicts over
-    ``defenses``, worst first (undone 0, weakened 1, holds 2), then its worst seed-mean drop over them.
-    A verdict changes only with a drop of 5 or 20 points: under it, seed noise does not reorder settings
-    that a defense undoes, or weakens, alike."""
-    level = {defense: rank for rank, said in enumerate(("breaks", "weakened", "holds")) for defense in case.get(said, [])}
-    drops = _counted(case)
-    chosen = defenses or set(drops)
-    return (sorted(level[d] for d in chosen if d in level),
-            min((drops[d] for d in chosen if d in drops), default=case["worst_drop"]))
 
 
 def survival_sentence(setting: str, case: dict) -> str:
