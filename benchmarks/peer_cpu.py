@@ -272,18 +272,9 @@ def not_matched(k: dict, payload: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(payload: dict, history: list[dict]) -> None:
-    write_json(RESULTS / "peer_cpu.json", payload)
-    ctx, k = payload["context"], payload["knobs"]
-    lines = [
-        "# REM beside its reference code: seconds per source step on CPU\n",
-        f"Command: `{ctx['command']}` (commit {ctx['commit']})\n",
-        f"Date: {ctx['date']}\n",
-        f"Machine: {payload['cpu_model']}, {ctx['machine']['cpu_count']} cores, {payload['threads']} torch threads, "
-        f"torch {torch.__version__}\n",
-        f"Reference: {REPOSITORY} at commit {payload['peer']['commit']}, extracted with "
-        f"`{payload['peer']['extract_command']}` and run in place by `benchmarks/peer/rem_reference.py`\n",
-    ]
+def step_section(payload: dict) -> list[str]:
+    """Seconds per source step, each side, against the floor of its network passes."""
+    lines = []
     sides = {side: payload.get(side) for side in ("ours", "theirs")}
     e, p = payload.get("effective"), payload.get("peak")
     step_flop = floor = None
@@ -314,6 +305,13 @@ def write(payload: dict, history: list[dict]) -> None:
         lines.append(f"The floor is a step's network passes at the rates below: {payload['passes_per_step']} input-gradient "
                      f"passes x {e['input_gradient_s']:.3f} s + one training step x {e['training_step_s']:.3f} s = "
                      f"{floor:.2f} s, {step_flop / 1e9:.1f} GFLOP.\n")
+    return lines
+
+
+def limit_section(payload: dict) -> list[str]:
+    """The fastest kernel measured, and our passes' share of it."""
+    e, p = payload.get("effective"), payload.get("peak")
+    lines = []
     lines.append("## The CPU's limit\n")
     rows = []
     if p:
@@ -336,6 +334,23 @@ def write(payload: dict, history: list[dict]) -> None:
                      + "FLOPs are those `torch.utils.flop_counter.FlopCounterMode` counts (convolutions and matrix "
                      "products; batch norm, activations and the transformation are not counted). A pass is timed best of "
                      f"{PASS_REPEATS}, a training step best of 3, after one warm-up each.\n")
+    return lines
+
+
+def write(payload: dict, history: list[dict]) -> None:
+    write_json(RESULTS / "peer_cpu.json", payload)
+    ctx, k = payload["context"], payload["knobs"]
+    lines = [
+        "# REM beside its reference code: seconds per source step on CPU\n",
+        f"Command: `{ctx['command']}` (commit {ctx['commit']})\n",
+        f"Date: {ctx['date']}\n",
+        f"Machine: {payload['cpu_model']}, {ctx['machine']['cpu_count']} cores, {payload['threads']} torch threads, "
+        f"torch {torch.__version__}\n",
+        f"Reference: {REPOSITORY} at commit {payload['peer']['commit']}, extracted with "
+        f"`{payload['peer']['extract_command']}` and run in place by `benchmarks/peer/rem_reference.py`\n",
+    ]
+    lines += step_section(payload)
+    lines += limit_section(payload)
     lines.append("## Settings\n")
     lines.append(markdown_table(["knob", "ours", "theirs", "matched"], settings_rows(k, payload)) + "\n")
     lines.append("## Not matched, and why\n")
@@ -362,7 +377,7 @@ def history() -> list[dict]:
     return list(runs.values())
 
 
-def main():
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dataset", default="bloodmnist")
@@ -382,6 +397,20 @@ def main():
     args = parser.parse_args()
     if args.warmup < 1 or args.measured < 1:
         parser.error("--warmup and --measured must be at least 1")
+    return args
+
+
+def resumed(key: dict, ctx: dict) -> tuple[dict, list[str], dict]:
+    """The parts, commands and context of the latest journaled run with the same settings (--resume)."""
+    same = [r for r in JOURNAL.records() if r["key"] == json.loads(json.dumps(key))]
+    if not same:
+        return {}, [], ctx
+    mine = [r for r in same if r["run"] == same[-1]["run"]]
+    return {r["part"]: r["result"] for r in mine}, [r["invoked"] for r in mine], same[-1]["context"]
+
+
+def main():
+    args = parse_args()
     torch.set_num_threads(args.threads)
     flush = not args.keep_denormals
     torch.set_flush_denormal(flush)
@@ -395,12 +424,7 @@ def main():
                f"{' '.join(['benchmarks/peer_cpu.py', *sys.argv[1:]])}")
     done, commands = {}, []
     if args.resume:
-        same = [r for r in JOURNAL.records() if r["key"] == json.loads(json.dumps(key))]
-        if same:
-            mine = [r for r in same if r["run"] == same[-1]["run"]]
-            done = {r["part"]: r["result"] for r in mine}
-            commands = [r["invoked"] for r in mine]
-            ctx = same[-1]["context"]
+        done, commands, ctx = resumed(key, ctx)
     run_id = ctx["date"]  # a resumed run keeps its first context
     with np.load(data_root() / f"{args.dataset}.npz", allow_pickle=False) as npz:
         arrays = {name: npz[name] for name in npz.files}

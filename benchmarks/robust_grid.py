@@ -3,6 +3,7 @@
     python benchmarks/robust_grid.py run [--seeds 0] [--headline-seeds 1,2] [--workers 8] [--device cuda]
                                          [--deadline-s 480] [--work DIR] [--journal PATH] [--full-width]
                                          [--settings recommended|candidates|all] [--datasets bloodmnist,...]
+                                         [--defenses "none;jpeg:quality=10"] [--exclude ...]
     python benchmarks/robust_grid.py detect [--settings ...] [--datasets ...]
     python benchmarks/robust_grid.py write [--journal PATH]
 
@@ -58,9 +59,10 @@ CANDIDATES = {
 FGSM_RS = ("adversarial:eps=4,steps=1,step_size=5", "adversarial:eps=8,steps=1,step_size=10")  # Wong et al. 2020
 PGD_10 = "adversarial:eps=8,steps=10,step_size=2"
 STRONG = "strong-augment"
+STRONG_LITE = "strong-augment:repeats=1"  # UEraser-Lite: one draw per image, the max over draws left out
 DEFENSES = ("none", "jpeg:quality=10", "jpeg:quality=30", "jpeg:quality=50", "jpeg:quality=75", "median", "mean",
             "gaussian", "bitdepth:bits=2", "bitdepth:bits=4", "grayscale", "crop:fraction=0.75", "cutout", "mixup",
-            "cutmix", *FGSM_RS, PGD_10, STRONG)
+            "cutmix", *FGSM_RS, PGD_10, STRONG, STRONG_LITE)
 HEADLINE = ("none", "jpeg:quality=10", FGSM_RS[1], "median", "vae")
 # Victims: the cpu preset's ResNet-18 (width 16, 600 iterations); strong augmentation trains 5x as
 # long, since at 600 iterations even the clean-trained victim stays near the floor (robustness_cpu.md);
@@ -69,14 +71,14 @@ VICTIMS = {"resnet18-cpu": ("cpu", {"arch": "resnet18"}, None),
            "resnet18-cpu-3000it": ("cpu", {"arch": "resnet18", "iterations": 3000}, None),
            "resnet18-w64-medmnist": ("cpu", {"arch": "resnet18"}, "medmnist")}
 # Relative cost of a job, so the longest start first (a cpu-recipe victim with no defense = 1).
-COST = {FGSM_RS[0]: 2, FGSM_RS[1]: 2, PGD_10: 11, STRONG: 25}
+COST = {FGSM_RS[0]: 2, FGSM_RS[1]: 2, PGD_10: 11, STRONG: 25, STRONG_LITE: 5}
 VICTIM_COST = {"resnet18-cpu": 1, "resnet18-cpu-3000it": 1, "resnet18-w64-medmnist": 40}
 
 
 def victim_of(defense: str, full_width: bool) -> str:
     if full_width:
         return "resnet18-w64-medmnist"
-    return "resnet18-cpu-3000it" if defense == STRONG else "resnet18-cpu"
+    return "resnet18-cpu-3000it" if defense.split(":")[0] == STRONG else "resnet18-cpu"
 
 
 def plan(args) -> list[dict]:
@@ -104,7 +106,8 @@ def plan(args) -> list[dict]:
                                             "defense": defense, "victim": victim_of(defense, True)}))
     cost = lambda job: COST.get(job["defense"], 1) * VICTIM_COST[job["victim"]]  # noqa: E731
     victims.sort(key=lambda tj: (tj[0], -cost(tj[1])))
-    return jobs + [job for _, job in victims if job["defense"] not in args.exclude]
+    wanted = lambda defense: defense not in args.exclude and (not args.defenses or defense in args.defenses)  # noqa: E731
+    return jobs + [job for _, job in victims if wanted(job["defense"])]
 
 
 def chosen_settings(args) -> dict[str, dict]:
@@ -230,6 +233,7 @@ def run(args) -> None:
             "--headline-seeds", ",".join(map(str, args.headline_seeds)), "--workers", str(args.workers)]
     base += ["--settings", args.settings, "--datasets", ",".join(args.datasets), "--only", ";".join(args.only)]
     base += (["--full-width"] if args.full_width else []) + (["--exclude", ";".join(args.exclude)] if args.exclude else [])
+    base += ["--defenses", ";".join(args.defenses)]
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // args.workers))}
     procs = [subprocess.Popen(base + ["--id", str(i)], env=env) for i in range(args.workers)]
     end = time.monotonic() + args.deadline_s
@@ -253,6 +257,8 @@ def main() -> None:
     parser.add_argument("--journal", default=str(JOURNAL))
     parser.add_argument("--full-width", action="store_true", help="also the full-width MedMNIST-recipe victim (seed grid)")
     parser.add_argument("--exclude", type=lambda s: s.split(";"), default=[], help="semicolon-separated defenses to leave out")
+    parser.add_argument("--defenses", type=lambda s: [x for x in s.split(";") if x], default=[],
+                        help="semicolon-separated defenses to run, of the grid's (default: all of them)")
     parser.add_argument("--settings", choices=("recommended", "candidates", "all"), default="recommended",
                         help="the recommended settings, the robust candidates, or both")
     parser.add_argument("--datasets", type=lambda s: [x for x in s.split(",") if x], default=[],

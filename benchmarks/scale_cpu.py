@@ -1,6 +1,7 @@
 """What the distributed path costs on one machine, and how far its release moves (issue 29, item 3).
 
     python benchmarks/scale_cpu.py [--dataset bloodmnist] [--work /tmp/medshield-scale-cpu] [--write-only]
+                                   [--evaluate-only]
 
 On a 2-core machine, 2 torchrun processes x 1 thread do the work of 1 process x 2 threads: their
 ratio is the overhead of the distributed path (gloo collectives, the shared noise files, the
@@ -35,6 +36,7 @@ from medshield.report import fmt_pct, markdown_table
 SALM = ["--method", "salm", "--param", "k=0.5", "--preset", "cpu", "--device", "cpu"]
 VICTIM = ["--preset", "cpu", "--seed", "0", "--device", "cpu"]
 GRID = ["--victims", "resnet18", "--defenses", "none;median", "--iterations", "200"]
+FIRST_RUN = "2026-12-05"  # the records of the first run carry no run field
 LAYOUTS = {1: "1 process x 2 threads", 2: "2 processes x 1 thread"}
 
 
@@ -112,22 +114,34 @@ def find(records: list[dict], **fields) -> dict | None:
 
 
 def ratio_rows(records: list[dict]) -> list[list]:
-    """Seconds in each layout and the throughput of 2 x 1 against 1 x 2 (target: 0.9 or more)."""
+    """Seconds in each layout and the throughput of 2 x 1 against 1 x 2 (target: 0.9 or more), each pair
+    from the latest run that measured both layouts (records without a run: the first run)."""
     rows = []
     for step, label, field in (("protect", "protect: generation", "generation_seconds"),
                                ("protect", "protect: whole command", "wall_seconds"),
                                ("evaluate", "evaluate: victim training", "train_seconds"),
                                ("evaluate", "evaluate: whole command", "wall_seconds"),
                                ("grid", "grid (2 cells): whole command", "wall_seconds")):
-        one, two = (find(records, step=step, processes=w, **({"seed": 0} if step == "protect" else {}),
-                         **({"release_processes": 1} if step == "evaluate" else {})) for w in (1, 2))
-        if one and two:
-            rows.append([label, f"{one[field]:.0f}", f"{two[field]:.0f}", f"{one[field] / two[field]:.2f}x"])
+        pairs = {}
+        for r in records:
+            if r["step"] == step and r.get("seed", 0) == 0 and r.get("release_processes", 1) == 1:
+                pairs.setdefault(r.get("run", FIRST_RUN), {})[r["processes"]] = r
+        runs = [run for run, pair in pairs.items() if len(pair) == 2]
+        if runs:
+            one, two = pairs[runs[-1]][1], pairs[runs[-1]][2]
+            rows.append([label, f"{one[field]:.0f}", f"{two[field]:.0f}", f"{one[field] / two[field]:.2f}x",
+                         f"{runs[-1][:10]}, commit {two['commit']}"])
     return rows
 
 
 def write(records: list[dict]) -> None:
+    """The md and json: the ratios from every run's records, the other tables from each step's latest."""
     write_json(RESULTS / "scale_cpu.json", records)
+    ratios = ratio_rows(records)
+    latest = {}
+    for record in records:  # a step redone (its release was gone, or --evaluate-only) counts once, as last measured
+        latest[json.dumps({k: record.get(k) for k in ("step", "processes", "seed", "pair", "release_processes")})] = record
+    records = list(latest.values())
     first = records[0] if records else {}
     diffs = [[r["pair"], f"{100 * r['bytes_differing']:.1f}", f"{r['mean_level_difference']:.2f}", r["max_level_difference"]]
              for r in records if r["step"] == "difference"]
@@ -146,7 +160,7 @@ def write(records: list[dict]) -> None:
         "## Throughput: 2 processes x 1 thread against 1 process x 2 threads\n\n"
         "Same machine, same work; the ratio is 1 x 2's seconds over 2 x 1's (above 1: the distributed path is "
         "faster). Target: 0.9x or more, i.e. the distributed path costs at most 10 %.\n\n"
-        + markdown_table(["what", "1 x 2 threads s", "2 x 1 thread s", "throughput ratio"], ratio_rows(records))
+        + markdown_table(["what", "1 x 2 threads s", "2 x 1 thread s", "throughput ratio", "run"], ratios)
         + "\n\n## The same release, whatever the number of processes?\n\n"
         "Train images of the 2-process release against the 1-process one (same seed), beside two seeds of "
         "the 1-process run: the share of bytes that differ, and by how many levels (of 255).\n\n"
@@ -166,20 +180,29 @@ def main():
     parser.add_argument("--dataset", default="bloodmnist")
     parser.add_argument("--work", type=Path, default=Path("/tmp/medshield-scale-cpu"))
     parser.add_argument("--write-only", action="store_true", help="rewrite the md/json from the journal")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="measure evaluate's overhead again: the 1-process release (made again if gone), then its "
+                             "victim in each layout")
     args = parser.parse_args()
     args.root = data_root()
     args.work.mkdir(parents=True, exist_ok=True)
     journal = Journal(RESULTS / "scale_cpu.jsonl")
-    for key, compute in ([] if args.write_only else steps(args)):
+    run = context()["date"]
+    for key, compute in ([] if args.write_only else chosen_steps(args)):
         done = [r for r in journal.records() if all(r.get(k) == v for k, v in key.items())]
-        if done and ("release" not in done[-1] or Path(done[-1]["release"]).exists()):
+        redo = args.evaluate_only and key["step"] == "evaluate"
+        if done and not redo and ("release" not in done[-1] or Path(done[-1]["release"]).exists()):
             continue
         print(f"scale_cpu: {key}", file=sys.stderr, flush=True)
-        journal.append({**key, **compute(), **context(), "cpu_model": cpu_model()})
-    latest = {}
-    for record in journal.records():  # a step redone (its release was gone) counts once, as last measured
-        latest[json.dumps({k: record.get(k) for k in ("step", "processes", "seed", "pair", "release_processes")})] = record
-    write(list(latest.values()))
+        journal.append({**key, **compute(), **context(), "cpu_model": cpu_model(), "run": run})
+    write(journal.records())
+
+
+def chosen_steps(args) -> list[tuple[dict, callable]]:
+    if not args.evaluate_only:
+        return steps(args)
+    return [(key, compute) for key, compute in steps(args)
+            if key.get("release_processes") == 1 or (key["step"] == "protect" and key == {"step": "protect", "processes": 1, "seed": 0})]
 
 
 if __name__ == "__main__":

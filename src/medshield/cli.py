@@ -65,7 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="medshield", description="Protect medical image datasets from unauthorized training, and prove it.")
     parser.add_argument("--version", action="version", version=f"medshield {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    _add_protect(verbs)
+    _add_evaluate(verbs)
+    _add_grid(verbs)
+    _add_utility(verbs)
+    _add_report(verbs)
+    _add_compare(verbs)
+    _add_restore(verbs)
+    _add_verify(verbs)
+    verbs.add_parser("methods", help="list protection methods and their defaults")
+    return parser
 
+
+def _add_protect(verbs) -> None:
     p = verbs.add_parser("protect", help="write a protected copy of a dataset", description="Protect a dataset's train split.")
     p.add_argument("dataset", help="MedMNIST flag (bloodmnist, bloodmnist_64, ...), a MedMNIST-layout .npz, or a folder of images")
     p.add_argument("--labels", help="for an image folder: CSV with columns path,label[,split] (default: sub-folder names)")
@@ -96,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="any parameter of the method, repeatable (radii in pixel values); 'medshield methods' lists them")
     add_options(p, PROTECT_OPTIONS)
 
+
+def _add_evaluate(verbs) -> None:
     p = verbs.add_parser("evaluate", help="train a victim and report test accuracy", description="Train a victim on a dataset's train split; score on its test split.")
     p.add_argument("dataset", help="release folder, MedMNIST flag, .npz, or image folder")
     p.add_argument("--labels", help="for an image folder: CSV with columns path,label,split (needs test rows)")
@@ -106,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     add_options(p, VICTIM_OPTIONS)
 
+
+def _add_grid(verbs) -> None:
     p = verbs.add_parser("grid", help="evaluate a release against victims x defenses (resumable)",
                          description="Train every victim under every defense on a release and on its original.")
     p.add_argument("release", help="release folder written by 'medshield protect'")
@@ -116,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     add_options(p, [o for o in VICTIM_OPTIONS if o[1] != "arch"])
 
+
+def _add_utility(verbs) -> None:
     p = verbs.add_parser("utility", help="how much a release changed its images (SSIM, PSNR, hashes, NMI, L-inf, L0)",
                          description="Compare a release's train images with the originals it was made from.")
     p.add_argument("release", help="release folder written by 'medshield protect'")
@@ -125,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no table")
     _limits(p)
 
+
+def _add_report(verbs) -> None:
     p = verbs.add_parser("report", help="one self-contained HTML page for a release, its evaluations and grids",
                          description="Write RUN_DIR-report/index.html (figures embedded) from a release and the "
                                      "evaluations (--json files) and grids found beside it.")
@@ -134,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     _originals(p)
     _limits(p)
 
+
+def _add_compare(verbs) -> None:
     p = verbs.add_parser("compare", help="utility of several releases side by side (paper Table 5 layout)",
                          description="Mean SSIM, hash similarities, NMI, PSNR, segmentation agreement and L0 per release.")
     p.add_argument("releases", nargs="+", help="release folders, e.g. one per method on the same dataset")
@@ -143,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "(default: RELEASE.key beside each release)")
     _limits(p)
 
+
+def _add_restore(verbs) -> None:
     p = verbs.add_parser("restore", help="give an authorized partner the originals back, with the release's key",
                          description="Rebuild the originals of a release with its key, once its signature and every "
                                      "file's SHA-256 hold. Exit 0: all restored; 2: nothing written; 1: --force, part.")
@@ -154,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     _owner(p)
     _limits(p)
 
+
+def _add_verify(verbs) -> None:
     p = verbs.add_parser("verify", help="re-check a release: its files, sealing, nothing private, the bounds on its bytes",
                          description="Re-check a release on its own before publishing or trusting it. Exit 0: every "
                                      "check passed; 1: one failed.")
@@ -165,9 +191,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the checks as JSON to this file")
     _owner(p)
     _limits(p)
-
-    verbs.add_parser("methods", help="list protection methods and their defaults")
-    return parser
 
 
 def _run(args) -> int:

@@ -88,6 +88,15 @@ def _predict(model, x: torch.Tensor, device, maximum: int, batch_size: int = 512
     return torch.cat(outputs).numpy()
 
 
+def _score(model, x_test: torch.Tensor, device, maximum: int, world: World | None) -> np.ndarray | None:
+    """Test-split probabilities. Under torchrun each process scores its contiguous share (the processes
+    hold one model after :meth:`World.settle`) and rank 0 gets them all in order; the others get None."""
+    if world is None:
+        return _predict(model, x_test, device, maximum)
+    shares = world.gather(_predict(model, x_test.tensor_split(world.size)[world.rank], device, maximum))
+    return np.concatenate(shares) if world.main else None
+
+
 def _inputs(train: MedMNISTData, test: MedMNISTData, defense: Defense | None):
     """The victim's train tensors (after a data defense) and the real test split, with the value range."""
     train_images = train.images("train")
@@ -152,7 +161,7 @@ def train_victim(
     """Train ``recipe`` on ``train``'s train split, score on ``test``'s test split.
 
     ``precision`` ("auto", "fp32", "bf16") is the victim network's (see ``models.precision``).
-    Under torchrun (``world``) the processes train one victim data-parallel; rank 0 scores it and
+    Under torchrun (``world``) the processes train and score one victim data-parallel; rank 0
     returns the results, the others None.
 
     Returns the final metrics, the peak test accuracy over epochs (early stopping is a defense
@@ -166,24 +175,8 @@ def train_victim(
     precision = resolve_precision(precision, dev, "victim")
     generator = seed_everything(seed)
     x, y, x_test, y_test, maximum = _inputs(train, test, defense)
-    fmt = memory_format(dev, recipe.width)
-    model = create_model(recipe.arch, num_classes=train.num_classes, in_channels=x.shape[1], width=recipe.width,
-                         image_size=min(x.shape[-2:]), device=dev, precision=precision)
-    trained = model if world is None else world.data_parallel(model, dev)
-    draws = generator if world is None else world.generator(generator)  # augmentations: each process its own
-    optimizer = make_optimizer(model, recipe.optimizer, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     total = recipe.total_iterations(len(x))
-    scheduler = make_schedule(optimizer, recipe.schedule, total=total, milestones=recipe.lr_milestones, decay=recipe.lr_decay)
-    loss = None  # cross-entropy, unless the adversary trains with a defense of its own
-    if defense is not None and defense.kind == "train":
-        loss = lambda model, xb, yb: defense.loss(model, xb, yb, draws, train.num_classes)  # noqa: E731
-
-    def step(xb, yb):
-        result = train_step(trained, optimizer, scheduler, xb.contiguous(memory_format=fmt), yb, loss)
-        if world is not None:
-            world.settle(model)
-        return result
-
+    model, step, draws = _victim(recipe, train.num_classes, x, total, dev, precision, defense, generator, world)
     start = time.perf_counter()
     history = []
     iteration, epoch = 0, 0
@@ -193,17 +186,17 @@ def train_victim(
         iteration, seen, correct, loss_sum = _epoch(step, batches, x, y, recipe=recipe, maximum=maximum, device=dev,
                                                     generator=draws, iteration=iteration, total=total, bar=bar)
         epoch += 1
+        probabilities = _score(model, x_test, dev, maximum, world)
         if scores:
-            test_acc = float((_predict(model, x_test, dev, maximum).argmax(1) == y_test).mean())
+            test_acc = float((probabilities.argmax(1) == y_test).mean())
             history.append({"epoch": epoch, "iteration": iteration, "train_loss": loss_sum / seen,
                             "train_accuracy": correct / seen, "test_accuracy": test_acc})
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", test=f"{test_acc:.3f}")
     bar.close()
     if not scores:
         return None
-    metrics = classification_metrics(y_test, _predict(model, x_test, dev, maximum))
     return {
-        **metrics,
+        **classification_metrics(y_test, probabilities),  # the model the last epoch scored
         "peak_test_accuracy": max(h["test_accuracy"] for h in history),
         "train_seconds": time.perf_counter() - start,
         "recipe": asdict(recipe),
@@ -213,3 +206,27 @@ def train_victim(
         **({"processes": world.size} if world is not None else {}),
         "history": history,
     }
+
+
+def _victim(recipe: Recipe, num_classes: int, x: np.ndarray, total: int, dev, precision: str,
+            defense: Defense | None, generator, world: World | None):
+    """The victim network and one optimizer step on it (the defense's loss when it trains with one);
+    also the generator its augmentations draw from (under torchrun, each process its own)."""
+    fmt = memory_format(dev, recipe.width)
+    model = create_model(recipe.arch, num_classes=num_classes, in_channels=x.shape[1], width=recipe.width,
+                         image_size=min(x.shape[-2:]), device=dev, precision=precision)
+    trained = model if world is None else world.data_parallel(model, dev)
+    draws = generator if world is None else world.generator(generator)
+    optimizer = make_optimizer(model, recipe.optimizer, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    scheduler = make_schedule(optimizer, recipe.schedule, total=total, milestones=recipe.lr_milestones, decay=recipe.lr_decay)
+    loss = None  # cross-entropy, unless the adversary trains with a defense of its own
+    if defense is not None and defense.kind == "train":
+        loss = lambda model, xb, yb: defense.loss(model, xb, yb, draws, num_classes)  # noqa: E731
+
+    def step(xb, yb):
+        result = train_step(trained, optimizer, scheduler, xb.contiguous(memory_format=fmt), yb, loss)
+        if world is not None:
+            world.settle(model)
+        return result
+
+    return model, step, draws

@@ -76,6 +76,13 @@ def evaluate(
             results[label] = None if result is None else {"training_data": label, **result}
     if world is not None and not world.main:
         return None  # rank 0 reports
+    return _report(results, spec=spec, data=data, release=release, preset_name=preset_name, recipe_name=recipe_name,
+                   threads=threads)
+
+
+def _report(results: dict, *, spec: str, data, release, preset_name: str, recipe_name: str | None, threads: int) -> dict:
+    """The evaluation's record: the victim trained on ``spec``, what made the release, and the
+    clean-trained victim beside it when there is one."""
     main = results["protected" if release else "clean"]
     report = {
         "dataset": data.name,
@@ -93,7 +100,7 @@ def evaluate(
         classes = (release.manifest.get("partial") or {}).get("classes")
         if classes:
             report["by_protection"] = split_by_classes(results, classes)
-    if compare:
+    if "clean" in results and release is not None:
         report["clean"] = results["clean"]
         report["accuracy_drop"] = results["clean"]["test_accuracy"] - main["test_accuracy"]
     return report
