@@ -35,5 +35,14 @@ def test_the_recommendation_ranks_by_worst_case_where_the_grid_measured():
     rows = lambda setting, acc, ssim=97.0: [{"setting": setting, "test_accuracy": acc, "ssim": ssim}] * 3  # noqa: E731
     candidates = {("d", "a"): rows("a", 0.40), ("d", "b"): rows("b", 0.45), ("d", "c"): rows("c", 0.10, ssim=90.0)}
     assert recommended(candidates) == {"d": "a"}  # no grid: the lowest accuracy at the utility floor
-    worst = {("d", "a"): {"worst_drop": -10.0}, ("d", "b"): {"worst_drop": 3.0}, ("d", "c"): {"worst_drop": 40.0}}
+    worst = {("d", "a"): {"worst_drop": -10.0}, ("d", "b"): {"worst_drop": 8.0}, ("d", "c"): {"worst_drop": 40.0}}
     assert recommended(candidates, worst=worst) == {"d": "b"}  # c is below the SSIM floor, a loses more
+
+
+def test_where_no_setting_survives_the_best_response_the_rule_falls_back_to_no_defense():
+    rows = lambda setting, acc: [{"setting": setting, "test_accuracy": acc, "ssim": 97.0}] * 3  # noqa: E731
+    candidates = {("d", "a"): rows("a", 0.40), ("d", "b"): rows("b", 0.45)}
+    worst = {("d", "a"): {"worst_drop": -10.0}, ("d", "b"): {"worst_drop": 3.0}}  # both within BREAK_POINTS: noise
+    assert recommended(candidates, worst=worst) == {"d": "a"}  # the better protection against a trainer who does nothing
+    worst[("d", "b")]["worst_drop"] = 5.0  # b keeps the grid's break margin: it survives, a does not
+    assert recommended(candidates, worst=worst) == {"d": "b"}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..protect import PROTECTIONS
 from .paper import PAPER_METHOD_SSIM
+from ..evaluate.grid import BREAK_POINTS
 from .robustness import survival_sentence
 
 SUMMARY = Path(__file__).with_name("frontier_cpu.json")
@@ -40,9 +41,11 @@ def recommended(candidates: dict[tuple[str, str], list[dict]], ssim_floor: float
 
     Where the defense grid measured some of them (``worst``: (dataset, setting as reported) -> its
     worst case, ``report.robustness.worst_cases``), the one whose drop below the clean-trained victim
-    is largest after the trainer's best response: a trainer picks the defense, not the owner. Otherwise the
-    lowest mean victim accuracy among those measured over as many seeds as the best-measured of
-    them (a one-seed lead is a candidate until its seeds catch up). ``candidates``: (dataset,
+    is largest after the trainer's best response: a trainer picks the defense, not the owner. A drop
+    within the grid's ``BREAK_POINTS`` is no protection, and two such drops differ by seed noise, so
+    where no setting survives the best response, and where the grid measured none, the rule is the
+    lowest mean victim accuracy without a defense among those measured over as many seeds as the
+    best-measured of them (a one-seed lead is a candidate until its seeds catch up). ``candidates``: (dataset,
     setting) -> its cells, each with ``setting``, ``ssim`` and ``test_accuracy``; the caller leaves
     out controls and probes with another victim."""
     eligible: dict[str, list[tuple[int, float, str, float | None]]] = {}
@@ -53,13 +56,18 @@ def recommended(candidates: dict[tuple[str, str], list[dict]], ssim_floor: float
                                                      case.get("worst_drop")))
     picks = {}
     for dataset, rows in eligible.items():
-        graded = [row for row in rows if row[3] is not None]
-        if graded:
-            picks[dataset] = max(graded, key=lambda row: (row[3], -row[1]))[2]
+        surviving = [row for row in rows if _survives(row[3])]
+        if surviving:
+            picks[dataset] = max(surviving, key=lambda row: (row[3], -row[1]))[2]
             continue
         most = max(seeds for seeds, _, _, _ in rows)
         picks[dataset] = min((acc, setting) for seeds, acc, setting, _ in rows if seeds == most)[1]
     return picks
+
+
+def _survives(worst_drop: float | None) -> bool:
+    """Whether a setting keeps some protection after the trainer's best response."""
+    return worst_drop is not None and worst_drop >= BREAK_POINTS
 
 
 def frontier_summary(measured: dict[tuple[str, str], list[dict]], *, preset: str, provenance: dict,
@@ -94,10 +102,12 @@ def frontier_summary(measured: dict[tuple[str, str], list[dict]], *, preset: str
         table["settings"].append(row)
     for table in datasets.values():
         table["settings"].sort(key=lambda r: (not r["recommended"], r["accuracy"]))
+        graded = [r["defenses"]["worst_drop"] for r in table["settings"] if "defenses" in r]
+        table["rule"] = ("worst case over the defense grid" if any(map(_survives, graded)) else
+                         "accuracy without a defense" + (": no setting survives the trainer's best defense" if graded else ""))
     dates = sorted(c["date"] for cells in measured.values() for c in cells)
     return {"source": "benchmarks/frontier_cpu.py (benchmarks/results/frontier_cpu.md)", "preset": preset,
             "date": dates[-1][:10] if dates else "", "ssim_floor": ssim_floor, "datasets": datasets,
-            "rule": "worst case over the defense grid" if worst else "accuracy without a defense",
             "provenance": {key: provenance[key] for key in PROVENANCE}}
 
 
@@ -138,13 +148,15 @@ def advice(dataset: str, method: str, params: dict, summary: dict | None = None)
     recommended = next((r for r in rows if r["recommended"]), None)
     lines = []
     if recommended:
+        by_grid = table.get("rule") == "worst case over the defense grid"
         how = (f"keeps the largest drop after a trainer's best defense (of those measured over "
                f"{recommended['defenses'].get('min_seeds', 1)} or more seeds) among the settings the defense grid "
-               "measured that keep" if "defenses" in recommended else "protects best among the settings that keep")
+               "measured that keep" if by_grid else "protects best without a defense among the settings that keep")
         lines.append(f"Measured {where} at the {summary['preset']} preset ({summary['date']}): {recommended['setting']} "
                      f"{how} the images at least as similar as the paper's SALM release (mean SSIM >= "
-                     f"{summary['ssim_floor']:.1f} %)" + ("" if "defenses" in recommended else
-                                                          " and were measured over as many seeds") + ". "
+                     f"{summary['ssim_floor']:.1f} %)" + ("" if by_grid else " and were measured over as many seeds")
+                     + (". No setting measured keeps more than " + f"{BREAK_POINTS:g} points of protection after a "
+                        "trainer's best defense" if "defenses" in recommended and not by_grid else "") + ". "
                      f"{_describe(recommended, clean)}"
                      + (f" (clean: {clean:.1f} %)." if clean is not None else "."))
         if "defenses" in recommended:
