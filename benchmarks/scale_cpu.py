@@ -202,7 +202,7 @@ def chosen_steps(args) -> list[tuple[dict, callable]]:
     if not args.evaluate_only:
         return steps(args)
     return [(key, compute) for key, compute in steps(args)
-            if key.get("release_processes") == 1 or (key["step"] == "protect" and key == {"step": "protect", "processes": 1, "seed": 0})]
+            if key.get("release_processes") == 1 or key == {"step": "protect", "processes": 1, "seed": 0}]
 
 
 if __name__ == "__main__":

@@ -154,9 +154,11 @@ def advice(dataset: str, method: str, params: dict, summary: dict | None = None)
                "measured that keep" if by_grid else "protects best without a defense among the settings that keep")
         lines.append(f"Measured {where} at the {summary['preset']} preset ({summary['date']}): {recommended['setting']} "
                      f"{how} the images at least as similar as the paper's SALM release (mean SSIM >= "
-                     f"{summary['ssim_floor']:.1f} %)" + ("" if by_grid else " and were measured over as many seeds")
-                     + (". No setting measured keeps more than " + f"{BREAK_POINTS:g} points of protection after a "
-                        "trainer's best defense" if "defenses" in recommended and not by_grid else "") + ". "
+                     f"{summary['ssim_floor']:.1f} %)" + ("" if by_grid else " and were measured over as many seeds") + ". "
+                     + ("" if by_grid or "defenses" not in recommended else
+                        f"No setting measured keeps more than {BREAK_POINTS:g} points of protection after a trainer's "
+                        "best defense. ")
+                     + 
                      f"{_describe(recommended, clean)}"
                      + (f" (clean: {clean:.1f} %)." if clean is not None else "."))
         if "defenses" in recommended:
