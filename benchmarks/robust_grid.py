@@ -53,7 +53,10 @@ CANDIDATES = {
                    "class-conv strength=0.7": ("class-conv", {"strength": 0.7}),
                    "class-conv strength=1.0": ("class-conv", {"strength": 1.0}),
                    # noise in the 2 x 2 lowest DCT frequencies of each 8x8 block: what JPEG at low quality keeps
-                   "salm k=0.50 dct=2": ("salm", {"k": 0.50, "dct_keep": 2})},
+                   "salm k=0.50 dct=2": ("salm", {"k": 0.50, "dct_keep": 2}),
+                   # a radius above the trainer's adversarial-training radius (8/255), which bounds what
+                   # noise inside its ball can do (Tao et al. 2021), at a utility cost the rule still allows
+                   "tap eps=12": ("tap", {"eps": 12 / 255, "step_size": 1.2 / 255})},
     "pneumoniamnist": {"salm k=0.10 dct=2": ("salm", {"k": 0.10, "dct_keep": 2})},
 }
 FGSM_RS = ("adversarial:eps=4,steps=1,step_size=5", "adversarial:eps=8,steps=1,step_size=10")  # Wong et al. 2020
