@@ -1,15 +1,19 @@
 """What an hour buys, on CPU (issue 29 item 5): victim accuracy against generation wall time, BloodMNIST.
 
-    python benchmarks/budget_cpu.py [--budgets 100,300,1000,3000] [--threads 2] [--write-only]
+    python benchmarks/budget_cpu.py [--budgets 100,300,1000,3000] [--methods salm,em,tap] [--seeds 0]
+                                    [--threads 2] [--write-only]
 
-A cell is one method at one budget of source steps, seed 0: ``medshield protect`` through
+A cell is one method at one budget of source steps and one seed (0 unless ``--seeds``; the victim
+takes the same seed): ``medshield protect`` through
 ``medshield.pipeline.protect`` (preset ``cpu``, device cpu, ``--threads``, generation precision
 "auto"), its manifest's ``generation_seconds`` (the generation alone, no reading or writing), then
-the cpu preset's victim ResNet-18 (fp32, seed 0) trained on the release and tested on the real test
+the cpu preset's victim ResNet-18 (fp32) trained on the release and tested on the real test
 split. Methods: SALM K=0.50 and EM eps 8/255 at ``steps`` = the budget (everything else the cpu
 preset), and TAP at a matched budget (``tap_params``: its source epochs and PGD steps scaled so that
 it makes as many network passes as SALM at that budget; the table gives the wall-time ratio the
-match achieved). Plus the clean-data victim once, and the majority-class floor.
+match achieved). Plus the clean-data victim once per seed, and the majority-class floor. The table
+and the curve are seed 0's; cells at further seeds (``--seeds 1,2 --methods salm --budgets 1000``
+checks one cell) get a mean ± sd section of their own.
 
 Cells run in ascending budget order (clean, then every method at the smallest budget, ...), so a
 time limit cuts only the largest budget; each is journaled to results/budget_cpu.jsonl as it
@@ -18,7 +22,7 @@ during its victim) is reused with its manifest's time; a half-generated one is s
 resumed generation would time only its second half). results/budget_cpu.md/.json/.png are
 rewritten after every cell, keeping the md's hand-written "## Notes" section; ``--write-only``
 rewrites them from the journal alone. Releases go to results/runs/budget_<method>_<budget> (not
-committed).
+committed; seeds other than 0 get a ``_s<seed>`` suffix).
 
 ``--smoke N`` (hidden: a test of the script, not a measurement) protects a seeded N-image train
 subset and trains each victim for 20 iterations; use it with ``--results-dir`` outside
@@ -41,7 +45,7 @@ from common import RESULTS, context, cpu_model, data_root, write_json, write_mar
 from medshield import Journal, Recipe, create_protection, load, open_dataset, original_of, pipeline, train_victim
 from medshield.report import fmt_pct, markdown_table
 
-DATASET, SEED, PRESET = "bloodmnist", 0, "cpu"
+DATASET, SEED, PRESET = "bloodmnist", 0, "cpu"  # SEED: the seed of the table and the curve
 # method -> (label, parameters on top of the cpu preset); TAP's come from ``tap_params`` per budget.
 METHODS = {"salm": ("SALM K=0.50", {"k": 0.5}), "em": ("EM eps=8/255", {"eps": 8 / 255}), "tap": ("TAP eps=8/255", {})}
 # A training step (forward, backward, SGD) costs about this many input-gradient passes (one PGD
@@ -67,8 +71,8 @@ def tap_params(budget: int, n_train: int) -> dict:
 
 
 
-def cell_key(method: str, budget: int | None, args) -> dict:
-    return {"dataset": DATASET, "method": method, "budget": budget, "seed": SEED, "preset": PRESET,
+def cell_key(method: str, budget: int | None, seed: int, args) -> dict:
+    return {"dataset": DATASET, "method": method, "budget": budget, "seed": seed, "preset": PRESET,
             "threads": args.threads, "smoke": args.smoke}
 
 
@@ -79,37 +83,39 @@ def steps_taken(log: list[dict]) -> tuple[int | None, bool]:
     return (max(steps) + 1 if steps else None), any(entry.get("stopped") for entry in log)
 
 
-def release_for(method: str, params: dict, spec: str, out: Path, args) -> tuple:
+def release_for(method: str, params: dict, seed: int, spec: str, out: Path, args) -> tuple:
     """The cell's release: reused when complete with these parameters (a run killed during its
     victim), else generated from scratch (a half-generated run's checkpoint is dropped: its
     resumed time would miss the first half)."""
     if out.is_dir():  # the writer renames a release into place whole: a folder there is a complete one
         released, manifest = open_dataset(str(out))
-        if manifest is not None and all(manifest.manifest["params"].get(k) == v for k, v in params.items()):
+        if (manifest is not None and manifest.manifest["seed"] == seed
+                and all(manifest.manifest["params"].get(k) == v for k, v in params.items())):
             return released, manifest
     shutil.rmtree(out.parent / f"{out.name}.work", ignore_errors=True)
-    pipeline.protect(spec, out, method=method, preset_name=PRESET, params=params, root=str(data_root()), seed=SEED,
+    pipeline.protect(spec, out, method=method, preset_name=PRESET, params=params, root=str(data_root()), seed=seed,
                      overwrite=True, device="cpu", progress=False, threads=args.threads)
     return open_dataset(str(out))
 
 
-def victim(train, test, args) -> dict:
+def victim(train, test, seed: int, args) -> dict:
     recipe = Recipe.named(PRESET, {"iterations": SMOKE_VICTIM_ITERATIONS} if args.smoke else None)
-    return train_victim(train, test, recipe, seed=SEED, device="cpu", progress=False, precision="fp32")
+    return train_victim(train, test, recipe, seed=seed, device="cpu", progress=False, precision="fp32")
 
 
-def run_cell(method: str, budget: int | None, data, spec: str, args) -> dict:
-    record = {**cell_key(method, budget, args), "cpu_model": cpu_model(), **context()}
+def run_cell(method: str, budget: int | None, seed: int, data, spec: str, args) -> dict:
+    record = {**cell_key(method, budget, seed, args), "cpu_model": cpu_model(), **context()}
     if method == "clean":
-        trained = victim(data, data, args)
+        trained = victim(data, data, seed, args)
         record.update(label="clean data", generation_s=None, source_steps=None, stopped_early=False)
     else:
         label, params = METHODS[method]
         params = {**params, **(tap_params(budget, len(data.images("train"))) if method == "tap" else {"steps": budget})}
-        out = args.results_dir / "runs" / f"budget_{method}_{budget}{'_smoke' if args.smoke else ''}"
-        released, manifest = release_for(method, params, spec, out, args)
+        suffix = (f"_s{seed}" if seed != SEED else "") + ("_smoke" if args.smoke else "")
+        out = args.results_dir / "runs" / f"budget_{method}_{budget}{suffix}"
+        released, manifest = release_for(method, params, seed, spec, out, args)
         taken, stopped = steps_taken(manifest.manifest["source_log"])
-        trained = victim(released, original_of(manifest), args)
+        trained = victim(released, original_of(manifest), seed, args)
         record.update(label=label, params=manifest.manifest["params"], precision=manifest.manifest["precision"],
                       generation_s=manifest.manifest["generation_seconds"], source_steps=taken, stopped_early=stopped,
                       stop_accuracy=manifest.manifest["params"].get("stop_accuracy"), release=out.name)
@@ -218,9 +224,35 @@ def spread_line() -> str:
                      for m, (sd, n) in spread.items()) or "none measured"
 
 
-def write(records: list[dict], results: Path) -> None:
-    records = sorted(records, key=lambda r: (r["budget"] or 0, list(METHODS).index(r["method"]) if r["method"] in METHODS else -1))
-    write_json(results / "budget_cpu.json", records)
+def seeded(records: list[dict]) -> str:
+    """The cells measured at more than one seed: each seed's accuracy, mean ± sd, beside the clean
+    victim's at the same seeds."""
+    rows = []
+    for (method, budget) in dict.fromkeys((r["method"], r["budget"]) for r in records if r["method"] != "clean"):
+        cells = sorted((r for r in records if (r["method"], r["budget"]) == (method, budget)), key=lambda r: r["seed"])
+        clean = [r for r in records if r["method"] == "clean" and r["seed"] in {c["seed"] for c in cells}]
+        if len(cells) < 2:
+            continue
+        accuracies = [100 * r["test_accuracy"] for r in cells]
+        clean_accuracies = [100 * r["test_accuracy"] for r in clean]
+        rows.append([budget, cells[0]["label"], ", ".join(str(r["seed"]) for r in cells),
+                     ", ".join(f"{a:.1f}" for a in accuracies), f"{statistics.mean(accuracies):.1f} ± {statistics.stdev(accuracies):.1f}",
+                     f"{statistics.mean(r['generation_s'] for r in cells):.0f}",
+                     f"{statistics.mean(clean_accuracies):.1f} ± {statistics.stdev(clean_accuracies):.1f} ({len(clean)})"
+                     if len(clean) > 1 else "-"])
+    if not rows:
+        return ""
+    return ("\n## Cells at several seeds\n\nThe same cell at each seed (the victim takes the release's seed); "
+            "clean: the clean-data victim at those seeds (how many measured).\n\n"
+            + markdown_table(["budget (steps)", "method", "seeds", "test acc % per seed", "mean ± sd %",
+                              "mean generation s", "clean mean ± sd %"], rows) + "\n")
+
+
+def write(every_seed: list[dict], results: Path) -> None:
+    order = lambda r: (r["budget"] or 0, list(METHODS).index(r["method"]) if r["method"] in METHODS else -1, r["seed"])  # noqa: E731
+    every_seed = sorted(every_seed, key=order)
+    write_json(results / "budget_cpu.json", every_seed)
+    records = [r for r in every_seed if r["seed"] == SEED]
     clean = next((r for r in records if r["method"] == "clean"), None)
     rows = [[r["budget"] or "-", r["label"], r["source_steps"] if r["source_steps"] is not None else "-",
              "yes" if r["stopped_early"] else "no",
@@ -230,7 +262,7 @@ def write(records: list[dict], results: Path) -> None:
              f"{100 * (clean['test_accuracy'] - r['test_accuracy']):.1f}" if clean and r is not clean else "-",
              fmt_pct(r["peak_test_accuracy"]), f"{r['victim_s']:.0f}"] for r in records]
     first = records[0] if records else {}
-    commands = dict.fromkeys(f"`{r['command']}` (commit {r['commit']})" for r in records)
+    commands = dict.fromkeys(f"`{r['command']}` (commit {r['commit']})" for r in every_seed)
     text = (f"# What an hour buys, on CPU: {DATASET}, `{PRESET}` preset, seed {SEED}\n\n"
             "Generated by `benchmarks/budget_cpu.py` (issue 29 item 5). Command(s):\n\n"
             + "".join(f"- {c}\n" for c in commands)
@@ -257,7 +289,8 @@ def write(records: list[dict], results: Path) -> None:
             + reading(records) + "\n\n"
             "Budget-limited: a method's accuracy still falls by more than its seed spread between its last two "
             "budgets (more time would buy more protection); method-limited: it has flattened, above the floor. "
-            "The paper's claim is that SALM reaches EM's protection for less generation time.\n")
+            "The paper's claim is that SALM reaches EM's protection for less generation time.\n"
+            + seeded(every_seed))
     write_markdown(results / "budget_cpu.md", text, keep=("## Notes",))
     plot(records, results / "budget_cpu.png")
 
@@ -274,6 +307,8 @@ def smoke_spec(n: int, workdir: Path) -> tuple:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", default="100,300,1000,3000", help="source steps of SALM and EM, comma-separated")
+    parser.add_argument("--methods", default=",".join(METHODS), help="of " + ", ".join(METHODS) + ", comma-separated")
+    parser.add_argument("--seeds", default=str(SEED), help="seeds of releases and victims, comma-separated")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument("--write-only", action="store_true", help="rewrite the md, json and png from the journal")
@@ -284,15 +319,20 @@ def main():
     if args.write_only:
         return write(journal.matching({"smoke": args.smoke}), args.results_dir)
     budgets = sorted(int(b) for b in args.budgets.split(","))
+    methods = [m for m in METHODS if m in args.methods.split(",")]
+    if len(methods) != len(args.methods.split(",")):
+        parser.error(f"--methods takes some of {', '.join(METHODS)}, comma-separated; got {args.methods!r}")
+    seeds = [int(seed) for seed in args.seeds.split(",")]
     with tempfile.TemporaryDirectory() as workdir:
         data, spec = smoke_spec(args.smoke, Path(workdir)) if args.smoke else (load(DATASET, str(data_root())), DATASET)
-        for method, budget in [("clean", None)] + [(m, b) for b in budgets for m in METHODS]:
-            if journal.has(cell_key(method, budget, args)):
+        cells = [("clean", None)] + [(m, b) for b in budgets for m in methods]
+        for seed, (method, budget) in [(seed, cell) for seed in seeds for cell in cells]:
+            if journal.has(cell_key(method, budget, seed, args)):
                 continue
-            record = run_cell(method, budget, data, spec, args)
+            record = run_cell(method, budget, seed, data, spec, args)
             journal.append(record)
             write(journal.matching({"smoke": args.smoke}), args.results_dir)
-            print(json.dumps({k: record[k] for k in ("method", "budget", "source_steps", "generation_s", "test_accuracy")}),
+            print(json.dumps({k: record[k] for k in ("method", "budget", "seed", "source_steps", "generation_s", "test_accuracy")}),
                   flush=True)
 
 

@@ -141,7 +141,7 @@ def make_release(job: dict, args, work: Path) -> dict:
     np.save(partial, result.images)
     os.replace(partial, release_path(work, job))
     overall = utility_report(data.images("train"), result.images, names=("ssim", "psnr", "l0"))["overall"]
-    return {"method": method, "params": result.params, "generation_s": round(result.seconds, 1),
+    return {"method": method, "params": result.params, "precision": result.precision, "generation_s": round(result.seconds, 1),
             "ssim": overall["ssim"]["mean"], "psnr": overall["psnr"]["mean"], "l0": 100 * overall["l0"]["mean"],
             **detection(data, result.images, job["seed"])}
 
