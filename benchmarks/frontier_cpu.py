@@ -45,6 +45,8 @@ SETTINGS = {
     # the defense grid's lead against JPEG-10 (robust_cpu.md): noise in the 2 x 2 lowest DCT frequencies
     "salm-k0.50-dct2": ("salm k=0.50 dct=2", "salm", {"k": 0.50, "dct_keep": 2}),
     "salm-k0.10-dct2": ("salm k=0.10 dct=2", "salm", {"k": 0.10, "dct_keep": 2}),
+    # the defense grid's answer to adversarial training at 8/255 (robust_cpu.md): a radius above it
+    "tap-eps12": ("tap eps=12", "tap", {"eps": 12 / 255, "step_size": 1.2 / 255}),
 }
 FRONTIER = tuple(SETTINGS)
 # Why SP protects so little here (issue: 81 % on Blood vs the paper's 30.5 %): patch size, and a
