@@ -191,17 +191,29 @@ def verdict(cells: list[dict], spread: tuple[float, int] | None) -> str:
             "a difference one seed cannot show")
 
 
+def seed_means(every_seed: list[dict]) -> list[dict]:
+    """One record per (method, budget): the first seed's, with accuracy and generation time averaged
+    over every seed measured and their count as ``seeds``."""
+    out = []
+    for key in dict.fromkeys((r["method"], r["budget"]) for r in every_seed):
+        cells = [r for r in every_seed if (r["method"], r["budget"]) == key]
+        out.append({**cells[0], "seeds": len(cells), "test_accuracy": statistics.mean(r["test_accuracy"] for r in cells),
+                    "generation_s": statistics.mean(r["generation_s"] for r in cells) if cells[0]["generation_s"] else None})
+    return out
+
+
 def reading(records: list[dict]) -> str:
     """The short reading, from the numbers: how each method moves with budget, and the time SALM
-    needs to reach EM's lowest accuracy."""
+    needs to reach EM's lowest accuracy. ``records``: one per cell, averaged over its seeds."""
     lines, spread = [], seed_spread()
+    seeds = lambda r: f", mean of {r['seeds']} seeds" if r["seeds"] > 1 else ""  # noqa: E731
     for method, (label, _) in METHODS.items():
         cells = sorted((r for r in records if r["method"] == method), key=lambda r: r["budget"])
         if len(cells) > 1:
             first, last = cells[0], cells[-1]
             lines.append(f"- {label}: {fmt_pct(first['test_accuracy'])} % at {first['budget']} steps "
-                         f"({first['generation_s']:.0f} s) -> {fmt_pct(last['test_accuracy'])} % at {last['budget']} "
-                         f"({last['generation_s']:.0f} s); between its last two budgets "
+                         f"({first['generation_s']:.0f} s{seeds(first)}) -> {fmt_pct(last['test_accuracy'])} % at "
+                         f"{last['budget']} ({last['generation_s']:.0f} s{seeds(last)}); between its last two budgets "
                          f"{100 * (cells[-2]['test_accuracy'] - last['test_accuracy']):+.1f} points of protection, "
                          f"{verdict(cells, spread.get(method))}.")
     salm = sorted((r for r in records if r["method"] == "salm"), key=lambda r: r["generation_s"])
@@ -268,7 +280,8 @@ def write(every_seed: list[dict], results: Path) -> None:
             + "".join(f"- {c}\n" for c in commands)
             + f"\nFirst cell {first.get('date', '')}, last {records[-1]['date'] if records else ''}. "
             f"CPU: {first.get('cpu_model', '')}, {first.get('threads', '')} torch thread(s); machine: {first.get('machine', {})}\n\n"
-            f"**One seed ({SEED}) per cell.** The seed-to-seed spread of victim accuracy at this preset "
+            f"**One seed ({SEED}) per cell in the table and the curve** (cells measured at several seeds: their own "
+            "section below). The seed-to-seed spread of victim accuracy at this preset "
             f"(300 steps, results/frontier_cpu.json): {spread_line()}. Differences smaller than that are not "
             "evidence of anything, and no cell here supports a protection claim on its own.\n\n"
             "Each cell: `medshield protect` (pipeline API, preset cpu, device cpu, generation precision in the JSON) "
@@ -285,8 +298,8 @@ def write(every_seed: list[dict], results: Path) -> None:
                               "TAP / mean(SALM, EM) s", "test acc %", "drop (points)", "best epoch %", "victim s"], rows)
             + f"\n\nMajority-class floor: {fmt_pct(first['majority_floor']) if records else '-'} %. "
             "Figure: budget_cpu.png (accuracy against generation time, log x).\n\n"
-            "## Reading (one seed)\n\n"
-            + reading(records) + "\n\n"
+            "## Reading (seed 0, or the mean where a cell has several seeds)\n\n"
+            + reading(seed_means(every_seed)) + "\n\n"
             "Budget-limited: a method's accuracy still falls by more than its seed spread between its last two "
             "budgets (more time would buy more protection); method-limited: it has flattened, above the floor. "
             "The paper's claim is that SALM reaches EM's protection for less generation time.\n"
