@@ -191,12 +191,19 @@ def verdict(cells: list[dict], spread: tuple[float, int] | None) -> str:
             "a difference one seed cannot show")
 
 
+def by_cell(every_seed: list[dict]) -> dict[tuple, list[dict]]:
+    """(method, budget) -> its records, one per seed measured, in seed order."""
+    out: dict[tuple, list[dict]] = {}
+    for r in sorted(every_seed, key=lambda r: r["seed"]):
+        out.setdefault((r["method"], r["budget"]), []).append(r)
+    return out
+
+
 def seed_means(every_seed: list[dict]) -> list[dict]:
     """One record per (method, budget): the first seed's, with accuracy and generation time averaged
     over every seed measured and their count as ``seeds``."""
     out = []
-    for key in dict.fromkeys((r["method"], r["budget"]) for r in every_seed):
-        cells = [r for r in every_seed if (r["method"], r["budget"]) == key]
+    for cells in by_cell(every_seed).values():
         out.append({**cells[0], "seeds": len(cells), "test_accuracy": statistics.mean(r["test_accuracy"] for r in cells),
                     "generation_s": statistics.mean(r["generation_s"] for r in cells) if cells[0]["generation_s"] else None})
     return out
@@ -239,12 +246,11 @@ def spread_line() -> str:
 def seeded(records: list[dict]) -> str:
     """The cells measured at more than one seed: each seed's accuracy, mean ± sd, beside the clean
     victim's at the same seeds."""
-    rows = []
-    for (method, budget) in dict.fromkeys((r["method"], r["budget"]) for r in records if r["method"] != "clean"):
-        cells = sorted((r for r in records if (r["method"], r["budget"]) == (method, budget)), key=lambda r: r["seed"])
-        clean = [r for r in records if r["method"] == "clean" and r["seed"] in {c["seed"] for c in cells}]
-        if len(cells) < 2:
+    rows, cells_of = [], by_cell(records)
+    for (method, budget), cells in cells_of.items():
+        if method == "clean" or len(cells) < 2:
             continue
+        clean = [r for r in cells_of.get(("clean", None), []) if r["seed"] in {c["seed"] for c in cells}]
         accuracies = [100 * r["test_accuracy"] for r in cells]
         clean_accuracies = [100 * r["test_accuracy"] for r in clean]
         rows.append([budget, cells[0]["label"], ", ".join(str(r["seed"]) for r in cells),
