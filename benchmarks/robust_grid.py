@@ -56,18 +56,25 @@ CANDIDATES = {
                    "salm k=0.50 dct=2": ("salm", {"k": 0.50, "dct_keep": 2}),
                    # a radius above the trainer's adversarial-training radius (8/255), which bounds what
                    # noise inside its ball can do (Tao et al. 2021), at a utility cost the rule still allows
-                   "tap eps=12": ("tap", {"eps": 12 / 255, "step_size": 1.2 / 255})},
+                   "tap eps=12": ("tap", {"eps": 12 / 255, "step_size": 1.2 / 255}),
+                   # the same idea with smooth noise: low block frequencies keep SSIM high, so the radius can
+                   # reach twice (three times) the trainer's 8/255 within the utility rule
+                   "salm k=0.50 dct=2 eps=16": ("salm", {"k": 0.50, "dct_keep": 2, "eps": 16 / 255,
+                                                         "step_size": 3.2 / 255}),
+                   "salm k=0.50 dct=2 eps=24": ("salm", {"k": 0.50, "dct_keep": 2, "eps": 24 / 255,
+                                                         "step_size": 4.8 / 255})},
     "pneumoniamnist": {"salm k=0.10 dct=2": ("salm", {"k": 0.10, "dct_keep": 2})},
 }
 FGSM_RS = ("adversarial:eps=4,steps=1,step_size=5", "adversarial:eps=8,steps=1,step_size=10")  # Wong et al. 2020
 PGD_10 = "adversarial:eps=8,steps=10,step_size=2"
 # the trainer's answer to a release made at a radius above 8/255: FGSM-RS at that radius, 12/255
 FGSM_RS_12 = "adversarial:eps=12,steps=1,step_size=15"
+FGSM_RS_16 = "adversarial:eps=16,steps=1,step_size=20"  # ... and to one made at 16/255 or more
 STRONG = "strong-augment"
 STRONG_LITE = "strong-augment:repeats=1"  # UEraser-Lite: one draw per image, the max over draws left out
 DEFENSES = ("none", "jpeg:quality=10", "jpeg:quality=30", "jpeg:quality=50", "jpeg:quality=75", "median", "mean",
             "gaussian", "bitdepth:bits=2", "bitdepth:bits=4", "grayscale", "crop:fraction=0.75", "cutout", "mixup",
-            "cutmix", *FGSM_RS, FGSM_RS_12, PGD_10, STRONG, STRONG_LITE)
+            "cutmix", *FGSM_RS, FGSM_RS_12, FGSM_RS_16, PGD_10, STRONG, STRONG_LITE)
 HEADLINE = ("none", "jpeg:quality=10", FGSM_RS[1], "median", "vae")
 # Victims: the cpu preset's ResNet-18 (width 16, 600 iterations); strong augmentation trains 5x as
 # long, since at 600 iterations even the clean-trained victim stays near the floor (robustness_cpu.md);
@@ -76,7 +83,7 @@ VICTIMS = {"resnet18-cpu": ("cpu", {"arch": "resnet18"}, None),
            "resnet18-cpu-3000it": ("cpu", {"arch": "resnet18", "iterations": 3000}, None),
            "resnet18-w64-medmnist": ("cpu", {"arch": "resnet18"}, "medmnist")}
 # Relative cost of a job, so the longest start first (a cpu-recipe victim with no defense = 1).
-COST = {FGSM_RS[0]: 2, FGSM_RS[1]: 2, FGSM_RS_12: 2, PGD_10: 11, STRONG: 25, STRONG_LITE: 5}
+COST = {FGSM_RS[0]: 2, FGSM_RS[1]: 2, FGSM_RS_12: 2, FGSM_RS_16: 2, PGD_10: 11, STRONG: 25, STRONG_LITE: 5}
 VICTIM_COST = {"resnet18-cpu": 1, "resnet18-cpu-3000it": 1, "resnet18-w64-medmnist": 40}
 
 
