@@ -58,9 +58,11 @@ CANDIDATES = {
                    # noise inside its ball can do (Tao et al. 2021), at a utility cost the rule still allows
                    "tap eps=12": ("tap", {"eps": 12 / 255, "step_size": 1.2 / 255}),
                    # the same idea with smooth noise: low block frequencies keep SSIM high, so the radius can
-                   # reach twice (three times) the trainer's 8/255 within the utility rule
+                   # reach two to three times the trainer's 8/255 near the utility rule
                    "salm k=0.50 dct=2 eps=16": ("salm", {"k": 0.50, "dct_keep": 2, "eps": 16 / 255,
                                                          "step_size": 3.2 / 255}),
+                   "salm k=0.50 dct=2 eps=20": ("salm", {"k": 0.50, "dct_keep": 2, "eps": 20 / 255,
+                                                         "step_size": 4 / 255}),
                    "salm k=0.50 dct=2 eps=24": ("salm", {"k": 0.50, "dct_keep": 2, "eps": 24 / 255,
                                                          "step_size": 4.8 / 255})},
     "pneumoniamnist": {"salm k=0.10 dct=2": ("salm", {"k": 0.10, "dct_keep": 2})},
