@@ -65,7 +65,9 @@ CANDIDATES = {
                                                          "step_size": 4 / 255}),
                    "salm k=0.50 dct=2 eps=24": ("salm", {"k": 0.50, "dct_keep": 2, "eps": 24 / 255,
                                                          "step_size": 4.8 / 255})},
-    "pneumoniamnist": {"salm k=0.10 dct=2": ("salm", {"k": 0.10, "dct_keep": 2})},
+    "pneumoniamnist": {"salm k=0.10 dct=2": ("salm", {"k": 0.10, "dct_keep": 2}),
+                       "salm k=0.10 dct=2 eps=16": ("salm", {"k": 0.10, "dct_keep": 2, "eps": 16 / 255,
+                                                             "step_size": 3.2 / 255})},
 }
 FGSM_RS = ("adversarial:eps=4,steps=1,step_size=5", "adversarial:eps=8,steps=1,step_size=10")  # Wong et al. 2020
 PGD_10 = "adversarial:eps=8,steps=10,step_size=2"
