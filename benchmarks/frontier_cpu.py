@@ -47,6 +47,9 @@ SETTINGS = {
     "salm-k0.10-dct2": ("salm k=0.10 dct=2", "salm", {"k": 0.10, "dct_keep": 2}),
     # the defense grid's answer to adversarial training at 8/255 (robust_cpu.md): a radius above it
     "tap-eps12": ("tap eps=12", "tap", {"eps": 12 / 255, "step_size": 1.2 / 255}),
+    # both ideas at once: smooth noise at a radius far above 8/255 that still meets the utility rule
+    "salm-k0.50-dct2-eps20": ("salm k=0.50 dct=2 eps=20", "salm", {"k": 0.50, "dct_keep": 2, "eps": 20 / 255,
+                                                                   "step_size": 4 / 255}),
 }
 FRONTIER = tuple(SETTINGS)
 # Why SP protects so little here (issue: 81 % on Blood vs the paper's 30.5 %): patch size, and a

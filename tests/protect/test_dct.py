@@ -56,6 +56,9 @@ def test_a_setting_names_its_robust_options_away_from_their_defaults():
     from medshield.report.choice import setting_of
     assert setting_of("salm", {"k": 0.5, "dct_keep": 2}) == "salm k=0.50 dct=2"
     assert setting_of("salm", {"k": 0.5, "dct_keep": 8, "transform": "flip-crop", "adv_eps": 0.0}) == "salm k=0.50"
+    # SALM's head names K, so a radius away from 8/255 must be named, or two releases share a name
+    assert setting_of("salm", {"k": 0.5, "dct_keep": 2, "eps": 20 / 255}) == "salm k=0.50 dct=2 eps=20"
+    assert setting_of("salm", {"k": 0.5, "eps": 8 / 255}) == "salm k=0.50"
     assert setting_of("em", {"adv_eps": 4 / 255, "transform": "defense-aware"}) == "em eps=8 adv=4 defense-aware"
     assert setting_of("rem", {"adv_eps": 4 / 255}) == "rem eps=8"  # REM's own default
     assert setting_of("tap", {"transform": "defense-aware"}) == "tap eps=8 defense-aware"

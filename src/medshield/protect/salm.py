@@ -109,6 +109,9 @@ class SALM(ErrorMinimizingLoop):
     def _checkpoint_state(self, run) -> dict:
         return {name: getattr(run.state, name) for name in ("mask_step", "class_scores") if hasattr(run.state, name)}
 
+    # its head names K, not the radius: a radius away from 8/255 is named last ("salm k=0.50 dct=2 eps=20")
+    setting_options = {**ErrorMinimizingLoop.setting_options, "eps": lambda eps: f"eps={round(255 * eps):g}"}
+
     @classmethod
     def setting_head(cls, params: dict) -> str:
         return f"{cls.name} {'--sparse ' if params.get('sparse') else ''}k={params.get('k', 0.10):.2f}"
