@@ -71,14 +71,13 @@ CANDIDATES = {
 }
 FGSM_RS = ("adversarial:eps=4,steps=1,step_size=5", "adversarial:eps=8,steps=1,step_size=10")  # Wong et al. 2020
 PGD_10 = "adversarial:eps=8,steps=10,step_size=2"
-# the trainer's answer to a release made at a radius above 8/255: FGSM-RS at that radius, 12/255
-FGSM_RS_12 = "adversarial:eps=12,steps=1,step_size=15"
-FGSM_RS_16 = "adversarial:eps=16,steps=1,step_size=20"  # ... and to one made at 16/255 or more
+# the trainer's answer to a release made at a radius above 8/255: FGSM-RS at a radius up to the release's
+FGSM_RS_LARGE = tuple(f"adversarial:eps={eps},steps=1,step_size={eps * 5 // 4}" for eps in (12, 16, 20))
 STRONG = "strong-augment"
 STRONG_LITE = "strong-augment:repeats=1"  # UEraser-Lite: one draw per image, the max over draws left out
 DEFENSES = ("none", "jpeg:quality=10", "jpeg:quality=30", "jpeg:quality=50", "jpeg:quality=75", "median", "mean",
             "gaussian", "bitdepth:bits=2", "bitdepth:bits=4", "grayscale", "crop:fraction=0.75", "cutout", "mixup",
-            "cutmix", *FGSM_RS, FGSM_RS_12, FGSM_RS_16, PGD_10, STRONG, STRONG_LITE)
+            "cutmix", *FGSM_RS, *FGSM_RS_LARGE, PGD_10, STRONG, STRONG_LITE)
 HEADLINE = ("none", "jpeg:quality=10", FGSM_RS[1], "median", "vae")
 # Victims: the cpu preset's ResNet-18 (width 16, 600 iterations); strong augmentation trains 5x as
 # long, since at 600 iterations even the clean-trained victim stays near the floor (robustness_cpu.md);
@@ -87,7 +86,7 @@ VICTIMS = {"resnet18-cpu": ("cpu", {"arch": "resnet18"}, None),
            "resnet18-cpu-3000it": ("cpu", {"arch": "resnet18", "iterations": 3000}, None),
            "resnet18-w64-medmnist": ("cpu", {"arch": "resnet18"}, "medmnist")}
 # Relative cost of a job, so the longest start first (a cpu-recipe victim with no defense = 1).
-COST = {FGSM_RS[0]: 2, FGSM_RS[1]: 2, FGSM_RS_12: 2, FGSM_RS_16: 2, PGD_10: 11, STRONG: 25, STRONG_LITE: 5}
+COST = {**dict.fromkeys((*FGSM_RS, *FGSM_RS_LARGE), 2), PGD_10: 11, STRONG: 25, STRONG_LITE: 5}
 VICTIM_COST = {"resnet18-cpu": 1, "resnet18-cpu-3000it": 1, "resnet18-w64-medmnist": 40}
 
 
