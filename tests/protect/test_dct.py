@@ -62,3 +62,10 @@ def test_a_setting_names_its_robust_options_away_from_their_defaults():
     assert setting_of("em", {"adv_eps": 4 / 255, "transform": "defense-aware"}) == "em eps=8 adv=4 defense-aware"
     assert setting_of("rem", {"adv_eps": 4 / 255}) == "rem eps=8"  # REM's own default
     assert setting_of("tap", {"transform": "defense-aware"}) == "tap eps=8 defense-aware"
+
+
+def test_salm_with_robust_options_does_not_call_itself_algorithm_1_as_written():
+    """The manifest and report quote this line: a DCT release at 20/255 is not the paper's algorithm."""
+    assert create_protection("salm").sparsity().startswith("Algorithm 1 as written:")
+    robust = create_protection("salm", k=0.5, dct_keep=2, eps=20 / 255, step_size=4 / 255).sparsity()
+    assert robust.startswith("Algorithm 1 with dct=2, eps=20:") and "as written" not in robust

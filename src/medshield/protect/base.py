@@ -135,10 +135,14 @@ class Protection:
     def setting(cls, params: dict) -> str:
         """A release's setting in a few words, as the frontier and the defense grid name it ("em eps=8",
         "salm k=0.50 dct=2"): the method's own words, then each of ``setting_options`` away from its default."""
+        return " ".join([cls.setting_head(params), *cls.setting_words(params)])
+
+    @classmethod
+    def setting_words(cls, params: dict) -> list[str]:
+        """Each of ``setting_options`` away from its default, in its own words (["dct=2", "eps=20"])."""
         defaults = cls().params()
-        named = [word(params[key]) for key, word in cls.setting_options.items()
-                 if key in params and params[key] != defaults.get(key)]
-        return " ".join([cls.setting_head(params), *named])
+        return [word(params[key]) for key, word in cls.setting_options.items()
+                if key in params and params[key] != defaults.get(key)]
 
     @classmethod
     def setting_head(cls, params: dict) -> str:

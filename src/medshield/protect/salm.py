@@ -123,7 +123,9 @@ class SALM(ErrorMinimizingLoop):
     def sparsity(self) -> str:
         if self.sparse:
             return super().sparsity() + " (SALM --sparse)"
-        return (f"Algorithm 1 as written: each PGD update moved at most {100 * self.k:g} % of an image's positions, "
+        options = self.setting_words(self.params())
+        how = f"Algorithm 1 with {', '.join(options)}" if options else "Algorithm 1 as written"
+        return (f"{how}: each PGD update moved at most {100 * self.k:g} % of an image's positions, "
                 "from a dense random start; dense release (no bound on the number of changed positions)")
 
     def _start(self, delta):
