@@ -27,7 +27,7 @@ def test_identical_images_score_perfectly(shape):
     m = image_metrics(image, image.copy())
     for name in SIMILARITIES:
         assert m[name] == pytest.approx(100.0), name
-    assert math.isinf(m["psnr"]) and m["linf"] == 0 and m["l0"] == 0
+    assert math.isinf(m["psnr"]) and m["linf"] == 0 and m["l0"] == 0 and m["delta_e"] == 0
 
 
 def test_metrics_move_the_right_way_with_more_noise():
@@ -39,6 +39,22 @@ def test_metrics_move_the_right_way_with_more_noise():
         assert large[name] <= small[name] <= 100.0
     assert large["phash"] < 100.0
     assert small["linf"] == 4 and large["linf"] == 40
+
+
+def test_colour_difference_sees_a_tint_that_ssim_barely_sees():
+    image = textured(shape=(28, 28, 3))
+    tinted = image.copy()
+    tinted[..., 0] += 10  # red up by 10 levels everywhere: textured() stays below 245
+    m = image_metrics(image, tinted)
+    assert m["ssim"] > 99.5 and m["delta_e"] > 2.0  # about 1 is the smallest difference a viewer notices
+
+
+def test_colour_difference_of_gray_images_is_lightness_at_any_bit_depth():
+    image = textured()
+    eight = image_metrics(image, image + 5, names=("delta_e",))["delta_e"]
+    wide = image.astype(np.uint16) * 257  # the same picture in 16 bits
+    sixteen = image_metrics(wide, wide + 5 * 257, names=("delta_e",))["delta_e"]
+    assert eight > 1.0 and sixteen == pytest.approx(eight)
 
 
 def test_l0_counts_positions_not_channel_values():

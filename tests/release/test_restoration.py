@@ -103,6 +103,7 @@ def test_the_release_reveals_neither_perturbation_nor_originals_nor_key(protecte
     manifest = json.loads((out / "manifest.json").read_text())
     assert not {"input", "command", "machine"} & set(manifest) and manifest["release_id"] == key["release_id"]
     assert manifest["utility"]["images"] == min(1000, manifest["train_images"]) and 50 < manifest["utility"]["ssim"] < 100
+    assert manifest["utility"]["delta_e"] > 0  # the colour difference a recipient reads before opening an image
     assert key["private"]["input"]["path"] == str(source.resolve()) and key["private"]["input"]["sha256"]
 
 

@@ -12,6 +12,10 @@ Definitions (so numbers compare with the SALM paper's Table 5):
   which is (H(A) + H(B)) / H(A, B) in [1, 2]; reported as 100 % x (NMI - 1) = I(A; B) / H(A, B),
   so identical images score 100 % and independent ones 0 %. A constant image (no entropy) that is
   unchanged scores 100 %.
+- Colour difference (``delta_e``): the mean over pixels of CIEDE2000 (``skimage.color.deltaE_ciede2000``
+  on CIELAB from ``rgb2lab``, values scaled by the format's full range; a gray image is read as
+  gray RGB, so its difference is one of lightness alone). About 1 is the smallest difference a
+  viewer notices side by side; SSIM weighs a uniform tint lightly, this does not.
 - L-inf: largest change of any value, in pixel units; L0: fraction of pixel *positions* changed
   (a position counts once however many of its channels changed).
 - Segmentation agreement: both images segmented the same way (Otsu threshold, then a binary
@@ -31,6 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 from skimage import filters, morphology
+from skimage.color import deltaE_ciede2000, gray2rgb, rgb2lab
 from skimage.metrics import normalized_mutual_information, peak_signal_noise_ratio, structural_similarity
 
 from .._runtime import now_iso
@@ -42,7 +47,7 @@ HASHES = {"ahash": imagehash.average_hash, "phash": imagehash.phash, "dhash": im
 HASH_SIZE = 8
 #: metric -> True when higher means more similar (decides which tail is the "worst 5 %")
 HIGHER_IS_SIMILAR = {"ssim": True, "psnr": True, "ahash": True, "phash": True, "dhash": True, "nmi": True,
-                     "segmentation_agreement": True, "linf": False, "l0": False}
+                     "segmentation_agreement": True, "delta_e": False, "linf": False, "l0": False}
 
 
 def _hash_similarity(a: np.ndarray, b: np.ndarray, function) -> float:
@@ -57,6 +62,13 @@ def _nmi(a: np.ndarray, b: np.ndarray) -> float:
         return 100.0
     value = normalized_mutual_information(a, b, bins=256)  # 256 bins also for 16-bit data
     return 100.0 * (value - 1.0) if np.isfinite(value) else 0.0
+
+
+def colour_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean CIEDE2000 between two stored images, (H, W) or (H, W, 3)."""
+    maximum = float(np.iinfo(a.dtype).max)
+    lab = [rgb2lab((image if image.ndim == 3 else gray2rgb(image)) / maximum) for image in (a, b)]
+    return float(deltaE_ciede2000(*lab).mean())
 
 
 def segment(image: np.ndarray) -> np.ndarray:
@@ -133,6 +145,7 @@ def image_metrics(original: np.ndarray, released: np.ndarray, names=None) -> dic
                                                       channel_axis=-1 if colour else None),
         "psnr": lambda: float("inf") if identical else float(peak_signal_noise_ratio(original, released, data_range=maximum)),
         "nmi": lambda: _nmi(original, released),
+        "delta_e": lambda: 0.0 if identical else colour_difference(original, released),
         "linf": lambda: float(diff.max()),
         "l0": lambda: float(changed.mean()),
         "segmentation_agreement": lambda: 100.0 * float((segment(original) == segment(released)).mean()),
@@ -187,7 +200,7 @@ def utility_sample(original, released, sample: int = 1000, seed: int = 0) -> dic
     n = len(original)
     rows = np.sort(np.random.default_rng(seed).permutation(n)[:sample])
     report = utility_report(np.asarray(original[rows]), np.asarray(released[rows]))
-    means = {name: round(report["overall"][name]["mean"], 3) for name in ("ssim", "psnr", "phash", "nmi")}
+    means = {name: round(report["overall"][name]["mean"], 3) for name in ("ssim", "psnr", "phash", "nmi", "delta_e")}
     return {"images": len(rows), "of": n, "seed": seed, **means}
 
 

@@ -47,8 +47,8 @@ def evaluation_table(report: dict) -> str:
 
 UTILITY_ROWS = [
     ("ssim", "SSIM %"), ("psnr", "PSNR dB"), ("ahash", "aHash %"), ("phash", "pHash %"), ("dhash", "dHash %"),
-    ("nmi", "NMI %"), ("segmentation_agreement", "segmentation agreement %"), ("linf", "L-inf (pixel values)"),
-    ("l0", "L0 (% of positions)"),
+    ("nmi", "NMI %"), ("segmentation_agreement", "segmentation agreement %"),
+    ("delta_e", "colour difference (CIEDE2000)"), ("linf", "L-inf (pixel values)"), ("l0", "L0 (% of positions)"),
 ]
 
 
