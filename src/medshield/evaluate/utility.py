@@ -64,9 +64,8 @@ def _nmi(a: np.ndarray, b: np.ndarray) -> float:
     return 100.0 * (value - 1.0) if np.isfinite(value) else 0.0
 
 
-def colour_difference(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean CIEDE2000 between two stored images, (H, W) or (H, W, 3)."""
-    maximum = float(np.iinfo(a.dtype).max)
+def colour_difference(a: np.ndarray, b: np.ndarray, maximum: int) -> float:
+    """Mean CIEDE2000 between two stored images, (H, W) or (H, W, 3), of the format's full range ``maximum``."""
     lab = [rgb2lab((image if image.ndim == 3 else gray2rgb(image)) / maximum) for image in (a, b)]
     return float(deltaE_ciede2000(*lab).mean())
 
@@ -145,7 +144,7 @@ def image_metrics(original: np.ndarray, released: np.ndarray, names=None) -> dic
                                                       channel_axis=-1 if colour else None),
         "psnr": lambda: float("inf") if identical else float(peak_signal_noise_ratio(original, released, data_range=maximum)),
         "nmi": lambda: _nmi(original, released),
-        "delta_e": lambda: 0.0 if identical else colour_difference(original, released),
+        "delta_e": lambda: 0.0 if identical else colour_difference(original, released, maximum),
         "linf": lambda: float(diff.max()),
         "l0": lambda: float(changed.mean()),
         "segmentation_agreement": lambda: 100.0 * float((segment(original) == segment(released)).mean()),
